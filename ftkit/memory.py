@@ -1,0 +1,127 @@
+"""How much memory training needs, before you try: weights, gradients, optimizer states, activations.
+
+The estimates follow the usual accounting (Rajbhandari et al., ZeRO; Korthikanti et al., activation
+recomputation): AdamW keeps two fp32 states per trainable parameter, mixed precision keeps an fp32
+master copy, and a transformer layer stores about s*b*h*(34 + 5*a*s/h) bytes of 16-bit activations
+(s sequence length, b batch, h hidden size, a heads), or about 2*s*b*h with gradient checkpointing.
+They are estimates: frameworks add workspace, fragmentation and CUDA context (~0.5-1 GB).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+GIB = 1024 ** 3
+
+# Bytes per stored weight. nf4 with double quantization costs 4 + 8/64 + 32/(64*256) bits (QLoRA paper).
+BYTES_PER_WEIGHT = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0,
+                    "nf4": (4 + 8 / 64 + 32 / (64 * 256)) / 8}
+METHODS = ("full", "lora", "qlora")
+
+# Memory of common GPUs, in GiB as the vendors sell them (rounded).
+GPUS = {"T4 (16 GB)": 16, "RTX 4090 (24 GB)": 24, "A100 (40 GB)": 40, "A100 (80 GB)": 80,
+        "H100 (80 GB)": 80, "H200 (141 GB)": 141}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Training memory by component, in GiB."""
+
+    method: str
+    weights_gb: float
+    gradients_gb: float
+    optimizer_gb: float
+    activations_gb: float
+
+    @property
+    def total_gb(self) -> float:
+        return self.weights_gb + self.gradients_gb + self.optimizer_gb + self.activations_gb
+
+    def as_row(self) -> dict:
+        return {**asdict(self), "total_gb": self.total_gb}
+
+
+def activation_memory_gb(hidden: int, layers: int, heads: int, batch: int, seq_len: int,
+                         gradient_checkpointing: bool = False, bytes_per_value: float = 2.0) -> float:
+    """Activations kept for the backward pass, in GiB (Korthikanti et al. 2022, no tensor parallelism).
+
+    Without checkpointing each layer keeps s*b*h*(34 + 5*a*s/h) bytes in 16-bit; with checkpointing only
+    each layer's input (2*s*b*h bytes) plus one layer's full set during its recomputation.
+    """
+    s, b, h, a = seq_len, batch, hidden, heads
+    per_layer = s * b * h * (34 + 5 * a * s / h) * bytes_per_value / 2
+    if gradient_checkpointing:
+        total = layers * s * b * h * bytes_per_value + per_layer
+    else:
+        total = layers * per_layer
+    return total / GIB
+
+
+def training_memory(n_params: int, method: str, trainable_params: int | None = None,
+                    weight_precision: str | None = None, activations_gb: float = 0.0) -> MemoryEstimate:
+    """Memory to train a model of `n_params` parameters by `method` (`full`, `lora` or `qlora`).
+
+    - full: weights in `weight_precision` (default bf16) plus an fp32 master copy when that is 16-bit,
+      gradients in the weight precision, AdamW's two fp32 states: 16 bytes per parameter in mixed
+      precision (4 + 4 + 8 in plain fp32).
+    - lora: frozen weights (default bf16) plus `trainable_params` adapter weights trained like `full`.
+    - qlora: as lora with frozen weights in NF4 with double quantization (about 4.127 bits each).
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
+    precision = weight_precision or ("nf4" if method == "qlora" else "bf16")
+    if precision not in BYTES_PER_WEIGHT:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of: {', '.join(BYTES_PER_WEIGHT)}.")
+    if method != "full" and trainable_params is None:
+        raise ValueError(f"method={method!r} needs trainable_params (count them with "
+                         "ftkit.params.count_parameters on the PEFT model, or lora_parameter_count).")
+    trained = n_params if method == "full" else trainable_params
+    frozen = 0 if method == "full" else n_params
+    train_bytes = 2.0 if method == "full" and precision != "fp32" else 4.0  # trained weights' own dtype
+    master = 4.0 if method == "full" and precision != "fp32" else 0.0
+    weights = frozen * BYTES_PER_WEIGHT[precision] + trained * (
+        BYTES_PER_WEIGHT[precision] if method == "full" else 4.0) + trained * master
+    return MemoryEstimate(method=method, weights_gb=weights / GIB, gradients_gb=trained * train_bytes / GIB,
+                          optimizer_gb=trained * 8.0 / GIB, activations_gb=activations_gb)
+
+
+def fits(estimate: MemoryEstimate, gpu_memory_gb: float, overhead_gb: float = 1.0) -> bool:
+    """True when the estimate plus a framework overhead fits in `gpu_memory_gb`."""
+    return estimate.total_gb + overhead_gb <= gpu_memory_gb
+
+
+def model_weights_gb(n_params: int, precision: str) -> float:
+    """Memory of the weights alone at `precision`, in GiB."""
+    return n_params * BYTES_PER_WEIGHT[precision] / GIB
+
+
+def available_memory_gb(device: str = "cpu") -> float:
+    """Free memory on `device` now, in GiB: free GPU memory for `cuda`, available RAM for `cpu`."""
+    import torch
+
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        return free / GIB
+    import psutil
+
+    return psutil.virtual_memory().available / GIB
+
+
+def check_fits_for_loading(where, dtype) -> None:
+    """Raise a MemoryError that says how much is needed when a model's weights will not fit.
+
+    Counts the parameters on the meta device from the model's config (no weights are read).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(where)
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    needed = n_params * torch.finfo(dtype).bits / 8 / GIB
+    free = available_memory_gb(device)
+    if needed > free:
+        raise MemoryError(
+            f"{where} has {n_params:,} parameters: {needed:.1f} GiB in {dtype}, but only {free:.1f} GiB "
+            f"is free on {device}. Load it in 4-bit (quantization_config=BitsAndBytesConfig(load_in_4bit=True), "
+            f"about {model_weights_gb(n_params, 'nf4'):.1f} GiB), use a smaller model, or a larger machine.")

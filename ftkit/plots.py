@@ -1,0 +1,54 @@
+"""seaborn helpers: every chart titled, every axis labelled with its unit."""
+from __future__ import annotations
+
+
+def _theme() -> None:
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+
+
+def bar_chart(data, x: str, y: str, *, title: str, xlabel: str, ylabel: str, hue: str | None = None,
+              log: bool = False, ax=None, annotate: bool = True, fmt: str = "{:,.1f}"):
+    """A bar chart of `data` (a DataFrame); `annotate` writes each bar's value on it. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    _theme()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    sns.barplot(data=data, x=x, y=y, hue=hue, ax=ax)
+    if log:
+        ax.set_yscale("log")
+    if annotate:
+        for container in ax.containers:
+            ax.bar_label(container, labels=[fmt.format(v) for v in container.datavalues], fontsize=8)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return ax
+
+
+def line_chart(data, x: str, y: str, *, title: str, xlabel: str, ylabel: str, hue: str | None = None,
+               logy: bool = False, ax=None):
+    """A line chart of `data` (a DataFrame), one line per `hue` value. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    _theme()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    sns.lineplot(data=data, x=x, y=y, hue=hue, ax=ax)
+    if logy:
+        ax.set_yscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return ax
+
+
+def loss_curve(history, *, title: str = "Training loss", ylabel: str = "loss (nats)", ax=None):
+    """The training loss of a `ftkit.train.TrainResult` (or several, as a {label: result} dict)."""
+    import pandas as pd
+
+    runs = history if isinstance(history, dict) else {"training": history}
+    frame = pd.DataFrame([{"step": step, "loss": loss, "run": label}
+                          for label, result in runs.items() for step, loss in result.losses])
+    return line_chart(frame, "step", "loss", hue="run" if len(runs) > 1 else None, title=title,
+                      xlabel="optimizer step", ylabel=ylabel, ax=ax)

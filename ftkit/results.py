@@ -1,0 +1,62 @@
+"""Each notebook's headline figures, written to `results/<notebook>.json` and read back as one table.
+
+A record holds what notebook 08 compares: method, task, trainable and total parameters, peak memory,
+wall time, a quality metric with its name (and the untrained baseline's value), profile and hardware.
+Records are keyed by (method, task, profile): a rerun replaces its own record and leaves the others.
+The folder is `FTKIT_RESULTS` when set (tests point it at a temporary folder), else `results/` in the
+repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIELDS = ("notebook", "method", "task", "metric", "value", "baseline", "trainable_params", "total_params",
+          "peak_memory_gb", "wall_time_s", "profile", "models", "hardware", "recorded_at")
+
+
+def results_dir() -> Path:
+    """Where results files live: `FTKIT_RESULTS`, else `results/` in the repository."""
+    return Path(os.environ.get("FTKIT_RESULTS", REPO_ROOT / "results"))
+
+
+def record(config, method: str, *, task: str, metric: str, value: float, baseline: float | None = None,
+           trainable_params: int | None = None, total_params: int | None = None,
+           peak_memory_gb: float | None = None, wall_time_s: float | None = None, **extra) -> dict:
+    """Write one headline figure of `config.notebook` (a `ftkit.config.RunConfig`) and return the record.
+
+    `value` is the quality metric named by `metric` after training, `baseline` the same metric before.
+    Extra keyword arguments are stored too (numbers or short strings).
+    """
+    entry = {
+        "notebook": config.notebook, "method": method, "task": task, "metric": metric, "value": value,
+        "baseline": baseline, "trainable_params": trainable_params, "total_params": total_params,
+        "peak_memory_gb": peak_memory_gb, "wall_time_s": wall_time_s, "profile": config.profile,
+        "models": config.models, "hardware": config.hardware,
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
+    }
+    path = results_dir() / f"{config.notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = json.loads(path.read_text())["records"] if path.exists() else []
+    key = (method, task, config.profile)
+    records = [r for r in records if (r["method"], r["task"], r["profile"]) != key] + [entry]
+    path.write_text(json.dumps({"notebook": config.notebook, "records": records}, indent=1) + "\n")
+    return entry
+
+
+def load_results(directory: str | Path | None = None, profile: str | None = None):
+    """Every results file in `directory` (default `results_dir()`) as one pandas DataFrame.
+
+    `profile` keeps only the records of one profile (e.g. `cpu`).
+    """
+    import pandas as pd
+
+    folder = Path(directory) if directory is not None else results_dir()
+    rows = [r for path in sorted(folder.glob("*.json")) for r in json.loads(path.read_text())["records"]]
+    table = pd.DataFrame(rows, columns=list(dict.fromkeys([*FIELDS, *(k for r in rows for k in r)])))
+    if profile is not None:
+        table = table[table["profile"] == profile].reset_index(drop=True)
+    return table

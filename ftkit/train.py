@@ -1,0 +1,223 @@
+"""A small, readable training loop for the notebooks.
+
+`train()` runs a fixed number of optimizer steps over a DataLoader, showing a progress bar (tqdm.auto),
+measuring wall time and peak memory, evaluating on a callback, and checkpointing so that an interrupted
+run resumes where it stopped. Checkpoints hold the trainable weights and the optimizer state in
+safetensors (no pickles), plus a small JSON file with the step, the losses and the random states.
+Notebooks may use Hugging Face's `Trainer` where it teaches better.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+GIB = 1024 ** 3
+
+
+class PeakMemory:
+    """Context manager measuring peak memory in GiB: GPU memory allocated on CUDA, process RSS on CPU.
+
+    On CPU a thread samples the resident set size every `interval_s` seconds; the peak includes the
+    model and everything else the process holds, which is what decides whether a run fits.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", interval_s: float = 0.05):
+        self.device = torch.device(device)
+        self.interval_s = interval_s
+        self.peak_gb = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            import psutil
+
+            process = psutil.Process(os.getpid())
+            peak = [process.memory_info().rss]
+
+            def sample() -> None:
+                while not self._stop.wait(self.interval_s):
+                    peak[0] = max(peak[0], process.memory_info().rss)
+
+            self._peak = peak
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.peak_gb = torch.cuda.max_memory_allocated(self.device) / GIB
+        else:
+            self._stop.set()
+            self._thread.join()
+            import psutil
+
+            self.peak_gb = max(self._peak[0], psutil.Process(os.getpid()).memory_info().rss) / GIB
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: per-step losses, evaluations, wall time (s), peak memory (GiB)."""
+
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    evaluations: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    peak_memory_gb: float = 0.0
+    steps: int = 0
+    resumed_from_step: int = 0
+
+    def summary(self) -> str:
+        last = self.evaluations[-1] if self.evaluations else {}
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step" and isinstance(v, float))
+        resumed = f" (resumed at step {self.resumed_from_step})" if self.resumed_from_step else ""
+        return (f"{self.steps} steps{resumed} in {self.wall_time_s:.1f} s, peak memory "
+                f"{self.peak_memory_gb:.2f} GiB" + (f"; last evaluation: {shown}" if shown else ""))
+
+
+def causal_lm_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """The model's own loss: batches carry `labels` (transformers shifts them inside the model)."""
+    return model(**batch).loss
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train, by name: all a checkpoint needs when the rest is frozen."""
+    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                    step: int, result: TrainResult) -> None:
+    """Write trainable weights and optimizer state (safetensors) and progress (JSON) into `folder`."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(trainable_state(model), folder / "trainable.safetensors")
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{key}"] = value.contiguous().cpu()
+            else:
+                scalars[f"{index}.{key}"] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file(tensors, folder / "optimizer.safetensors")
+    progress = {"step": step, "param_groups": state["param_groups"], "scalars": scalars,
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "losses": result.losses, "evaluations": result.evaluations,
+                "wall_time_s": result.wall_time_s}
+    tmp = folder / "progress.json.tmp"
+    tmp.write_text(json.dumps(progress))
+    tmp.replace(folder / "progress.json")  # the checkpoint counts only once progress.json is complete
+
+
+def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                    result: TrainResult) -> int:
+    """Restore what `save_checkpoint` wrote; return the step to continue from (0 if there is none)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "progress.json").exists():
+        return 0
+    progress = json.loads((folder / "progress.json").read_text())
+    weights = load_file(folder / "trainable.safetensors")
+    missing = set(weights) - {n for n, p in model.named_parameters() if p.requires_grad}
+    if missing:
+        raise ValueError(f"The checkpoint in {folder} holds weights this model does not train: "
+                         f"{sorted(missing)[:5]}... Delete the folder to start afresh.")
+    model.load_state_dict(weights, strict=False)
+    tensors = load_file(folder / "optimizer.safetensors")
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    state: dict[int, dict] = {}
+    for key, value in [*tensors.items(), *progress["scalars"].items()]:
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": progress["param_groups"]})
+    if scheduler is not None and progress["scheduler"] is not None:
+        scheduler.load_state_dict(progress["scheduler"])
+    result.losses = [tuple(x) for x in progress["losses"]]
+    result.evaluations = progress["evaluations"]
+    result.wall_time_s = progress["wall_time_s"]
+    return progress["step"]
+
+
+def _forever(batches: Iterable) -> Iterable:
+    while True:
+        yielded = False
+        for batch in batches:
+            yielded = True
+            yield batch
+        if not yielded:
+            raise ValueError("The training data gave no batch: is the dataset empty?")
+
+
+def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.optim.Optimizer | None = None,
+          lr: float = 1e-4, scheduler=None, loss_fn: Callable = causal_lm_loss,
+          evaluate: Callable[[nn.Module], dict] | None = None, eval_every: int | None = None,
+          checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
+          max_grad_norm: float | None = 1.0, desc: str = "training", device: str | None = None) -> TrainResult:
+    """Train `model` for `steps` optimizer steps over `batches` (cycled as often as needed).
+
+    - `loss_fn(model, batch)` returns the loss (default: the model's own, from `labels` in the batch).
+    - `evaluate(model)` returns a dict of metrics; it runs every `eval_every` steps and at the end.
+    - With `checkpoint_dir`, state is saved every `checkpoint_every` steps (default: every eval, else
+      every tenth of the run) and at the end; calling `train` again with the same folder resumes.
+    The optimizer defaults to AdamW over the trainable parameters at `lr`.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device or next(model.parameters()).device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("The model has no trainable parameters: unfreeze some or add an adapter first.")
+    optimizer = optimizer or torch.optim.AdamW(trainable, lr=lr)
+    result = TrainResult()
+    start = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, result) if checkpoint_dir else 0
+    result.resumed_from_step = start
+    checkpoint_every = checkpoint_every or eval_every or max(1, math.ceil(steps / 10))
+    data = _forever(batches)
+    # Skip the batches already seen so that a resumed run sees the same data as an uninterrupted one.
+    for _ in range(start):
+        next(data)
+    model.train()
+    elapsed_before = result.wall_time_s
+    began = time.perf_counter()
+    with PeakMemory(device) as peak, tqdm(total=steps, initial=start, desc=desc) as bar:
+        for step in range(start + 1, steps + 1):
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(data).items()}
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"The loss became {loss.item()} at step {step}: lower the learning "
+                                         f"rate (now {optimizer.param_groups[0]['lr']:.2g}) or check the data.")
+            loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.losses.append((step, loss.item()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if evaluate is not None and ((eval_every and step % eval_every == 0) or step == steps):
+                model.eval()
+                with torch.no_grad():
+                    result.evaluations.append({"step": step, **evaluate(model)})
+                model.train()
+            result.wall_time_s = elapsed_before + time.perf_counter() - began
+            if checkpoint_dir and (step % checkpoint_every == 0 or step == steps):
+                save_checkpoint(checkpoint_dir, model, optimizer, scheduler, step, result)
+    model.eval()
+    result.steps = steps
+    result.peak_memory_gb = peak.peak_gb
+    return result

@@ -1,0 +1,62 @@
+import os
+
+import pytest
+
+from ftkit import config
+
+
+def test_unknown_profile_lists_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("FTKIT_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu"):
+        config.current_profile()
+
+
+def test_unknown_model_source_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="hub, offline"):
+        config.model_source("internet")
+
+
+def test_profile_defaults_to_the_hardware(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("FTKIT_PROFILE", raising=False)
+    assert config.current_profile() == ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def test_offline_source_switches_the_hub_libraries_offline(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert config.model_source("offline") == "offline"
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["HF_DATASETS_OFFLINE"] == "1"
+
+
+def test_hub_check_answers_quickly_when_offline(monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    began = time.perf_counter()
+    assert config.hub_reachable() is False
+    assert time.perf_counter() - began < 1
+
+
+def test_setup_gives_the_notebook_budget_for_the_profile():
+    run = config.setup("00_start_here", profile="smoke", models="offline", verbose=False)
+    assert run.budget.__dict__ == config.BUDGETS["00_start_here"]["smoke"]
+    assert run.model_name("causal_lm") == "smollm2-135m-instruct"
+    with pytest.raises(KeyError, match="known notebooks"):
+        config.setup("99_missing", profile="smoke", models="offline", verbose=False)
+
+
+def test_every_notebook_budget_covers_every_profile():
+    for notebook, budgets in config.BUDGETS.items():
+        assert set(budgets) == set(config.PROFILES), notebook
+        keys = {p: set(b) for p, b in budgets.items()}
+        assert len({frozenset(k) for k in keys.values()}) == 1, f"{notebook}: profiles set different keys {keys}"
+
+
+def test_seeding_repeats_random_numbers():
+    import torch
+
+    config.seed_everything(3)
+    first = torch.rand(3)
+    config.seed_everything(3)
+    assert torch.equal(first, torch.rand(3))

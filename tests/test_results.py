@@ -1,0 +1,26 @@
+from types import SimpleNamespace
+
+from ftkit import results
+
+
+def fake_run(notebook="01_demo", profile="smoke"):
+    return SimpleNamespace(notebook=notebook, profile=profile, models="offline", hardware="test CPU")
+
+
+def test_records_are_written_replaced_and_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTKIT_RESULTS", str(tmp_path))
+    results.record(fake_run(), "lora", task="sentiment", metric="accuracy", value=0.7, baseline=0.5)
+    results.record(fake_run(), "lora", task="sentiment", metric="accuracy", value=0.8, baseline=0.5)
+    results.record(fake_run(), "full", task="sentiment", metric="accuracy", value=0.9, trainable_params=10)
+    results.record(fake_run(profile="cpu"), "lora", task="sentiment", metric="accuracy", value=0.85)
+    results.record(fake_run("02_other"), "sft", task="qa", metric="rouge", value=0.3, wall_time_s=12.5)
+    table = results.load_results()
+    assert len(table) == 4
+    smoke_lora = table[(table.method == "lora") & (table.profile == "smoke")]
+    assert smoke_lora["value"].tolist() == [0.8]
+    assert set(results.load_results(profile="cpu")["method"]) == {"lora"}
+    assert list(table.columns[: len(results.FIELDS)]) == list(results.FIELDS)
+
+
+def test_an_empty_folder_gives_an_empty_table(tmp_path):
+    assert results.load_results(tmp_path).empty

@@ -1,0 +1,76 @@
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ftkit.train import PeakMemory, train
+
+
+class TinyRegressor(nn.Module):
+    """A model with the transformers calling convention: model(**batch).loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(8, 1)
+
+    def forward(self, x, y):
+        return type("Output", (), {"loss": nn.functional.mse_loss(self.layer(x).squeeze(-1), y)})()
+
+
+def make_run(seed=0):
+    torch.manual_seed(seed)
+    x = torch.randn(64, 8)
+    rows = [{"x": xi, "y": xi.sum()} for xi in x]
+    loader = DataLoader(rows, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed)
+    return TinyRegressor(), loader
+
+
+def test_training_lowers_the_loss_and_reports_time_and_memory():
+    model, loader = make_run()
+    result = train(model, loader, steps=40, lr=0.05, evaluate=lambda m: {"weight_norm": float(m.layer.weight.norm())},
+                   eval_every=20)
+    assert result.losses[-1][1] < result.losses[0][1] / 4
+    assert [e["step"] for e in result.evaluations] == [20, 40]
+    assert result.wall_time_s > 0 and result.peak_memory_gb > 0
+    assert "40 steps" in result.summary()
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    model, loader = make_run()
+    uninterrupted = train(model, loader, steps=30, lr=0.05)
+    expected = model.layer.weight.detach().clone()
+
+    model, loader = make_run()
+    train(model, loader, steps=12, lr=0.05, checkpoint_dir=tmp_path, checkpoint_every=6)
+    model, loader = make_run()  # a fresh process would start from scratch like this
+    resumed = train(model, loader, steps=30, lr=0.05, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from_step == 12
+    assert torch.allclose(model.layer.weight, expected, atol=1e-6)
+    assert [loss for _, loss in resumed.losses] == pytest.approx([loss for _, loss in uninterrupted.losses])
+    assert {p.name for p in tmp_path.iterdir()} == {"trainable.safetensors", "optimizer.safetensors", "progress.json"}
+
+
+def test_a_frozen_model_is_refused():
+    model, loader = make_run()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(model, loader, steps=1)
+
+
+def test_a_diverging_loss_stops_with_advice():
+    model, loader = make_run()
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        train(model, loader, steps=50, lr=1e6, max_grad_norm=None)
+
+
+def test_peak_memory_sees_a_large_allocation():
+    with PeakMemory("cpu") as baseline:
+        pass
+    with PeakMemory("cpu") as peak:
+        block = torch.ones(64 * 1024 * 1024)  # 256 MiB
+        import time
+
+        time.sleep(0.2)
+        del block
+    assert peak.peak_gb > baseline.peak_gb + 0.2
