@@ -37,9 +37,9 @@ MODEL_NAMES = {
 # never changes between a smoke test, a laptop and a GPU.
 BUDGETS: dict[str, dict[str, dict]] = {
     "00_start_here": {
-        "smoke": {"load_real_models": False},
-        "cpu": {"load_real_models": True},
-        "gpu": {"load_real_models": True},
+        "smoke": {"max_new_tokens": 12},
+        "cpu": {"max_new_tokens": 40},
+        "gpu": {"max_new_tokens": 40},
     },
 }
 
@@ -174,9 +174,27 @@ def setup(notebook: str, profile: str | None = None, models: str | None = None, 
     )
     config.budget = SimpleNamespace(**BUDGETS[notebook][config.profile])
     seed_everything(seed)
+    quiet_libraries()
     if verbose:
         print(describe(config))
     return config
+
+
+def quiet_libraries() -> None:
+    """Hide library chatter that teaches nothing in a notebook: weight-loading bars, load reports,
+    and two known notices (a deprecation inside transformers, bitsandbytes' optional CPU kernels).
+    Training progress bars (tqdm) stay."""
+    import logging
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # "Failed to load CPU gemm_4bit_forward"
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def describe(config: RunConfig) -> str:

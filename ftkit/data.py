@@ -213,3 +213,35 @@ def load_dialogue_summaries(source: str | None = None):
         raise PackagedAssetMissing(f"{DIALOGUES_DIR} lacks {', '.join(missing)}.jsonl: the set ships with the "
                                    "course repository; run from a clone of it.")
     return load_dataset("json", data_files={s: str(DIALOGUES_DIR / f"{s}.jsonl") for s in SPLITS})
+
+
+def dialogue_statistics(splits) -> str:
+    """A markdown block of the dialogue set's statistics: counts, turns, words, speakers and topics.
+
+    The data card (`data/dialogues/README.md`) embeds this block; a test checks that it is current.
+    """
+    import pandas as pd
+
+    rows = []
+    for split, dataset in splits.items():
+        for row in dataset:
+            turns = row["dialogue"].split("\n")
+            rows.append({"split": split, "turns": len(turns), "speakers": len({t.split(":", 1)[0] for t in turns}),
+                         "dialogue_words": len(row["dialogue"].split()), "summary_words": len(row["summary"].split()),
+                         "topic": row["topic"]})
+    frame = pd.DataFrame(rows)
+    describe = lambda col: frame.groupby("split", sort=False)[col].agg(["min", "median", "max"])  # noqa: E731
+    lines = ["| split | dialogues | turns min/median/max | dialogue words min/median/max | "
+             "summary words min/median/max | 2 / 3 / 4 speakers |", "|---|---|---|---|---|---|"]
+    for split in splits:
+        part = frame[frame.split == split]
+        t, d, s = (describe(c).loc[split] for c in ("turns", "dialogue_words", "summary_words"))
+        speakers = " / ".join(str(int((part.speakers == n).sum())) for n in (2, 3, 4))
+        lines.append(f"| {split} | {len(part)} | {t['min']:.0f} / {t['median']:.0f} / {t['max']:.0f} | "
+                     f"{d['min']:.0f} / {d['median']:.0f} / {d['max']:.0f} | "
+                     f"{s['min']:.0f} / {s['median']:.0f} / {s['max']:.0f} | {speakers} |")
+    topics = frame.pivot_table(index="topic", columns="split", values="turns", aggfunc="count", fill_value=0)
+    topics = topics[list(splits)]
+    lines += ["", "| topic | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+    lines += [f"| {topic} | " + " | ".join(str(int(v)) for v in counts) + " |" for topic, counts in topics.iterrows()]
+    return "\n".join(lines)

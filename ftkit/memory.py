@@ -125,3 +125,19 @@ def check_fits_for_loading(where, dtype) -> None:
             f"{where} has {n_params:,} parameters: {needed:.1f} GiB in {dtype}, but only {free:.1f} GiB "
             f"is free on {device}. Load it in 4-bit (quantization_config=BitsAndBytesConfig(load_in_4bit=True), "
             f"about {model_weights_gb(n_params, 'nf4'):.1f} GiB), use a smaller model, or a larger machine.")
+
+
+def fit_table(n_params: int, gpu_memory_gb: float, lora_share: float, activations_gb: float = 0.0):
+    """Full fine-tuning, LoRA and QLoRA of an `n_params` model side by side, and whether each fits a GPU.
+
+    `lora_share` is the adapter's share of the model's parameters (count it on a real PEFT model with
+    `ftkit.params.count_parameters`); the same share is assumed at every size. Returns a DataFrame (GiB).
+    """
+    import pandas as pd
+
+    rows = []
+    for method in METHODS:
+        trainable = None if method == "full" else round(n_params * lora_share)
+        estimate = training_memory(n_params, method, trainable_params=trainable, activations_gb=activations_gb)
+        rows.append({**estimate.as_row(), "fits": fits(estimate, gpu_memory_gb)})
+    return pd.DataFrame(rows).set_index("method").round(2)

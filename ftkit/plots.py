@@ -19,7 +19,11 @@ def bar_chart(data, x: str, y: str, *, title: str, xlabel: str, ylabel: str, hue
         _, ax = plt.subplots(figsize=(8, 4))
     sns.barplot(data=data, x=x, y=y, hue=hue, ax=ax)
     if log:
+        import math
+
         ax.set_yscale("log")
+        # Start a decade below the smallest bar, so that small bars are not cut to slivers.
+        ax.set_ylim(bottom=10 ** (math.floor(math.log10(max(data[y].min(), 1))) - 1))
     if annotate:
         for container in ax.containers:
             ax.bar_label(container, labels=[fmt.format(v) for v in container.datavalues], fontsize=8)
@@ -52,3 +56,21 @@ def loss_curve(history, *, title: str = "Training loss", ylabel: str = "loss (na
                           for label, result in runs.items() for step, loss in result.losses])
     return line_chart(frame, "step", "loss", hue="run" if len(runs) > 1 else None, title=title,
                       xlabel="optimizer step", ylabel=ylabel, ax=ax)
+
+
+def stacked_bar_chart(data, index: str, columns: list[str], *, title: str, xlabel: str, ylabel: str,
+                      labels: list[str] | None = None, ax=None):
+    """Bars of `index` values made of stacked `columns` (e.g. memory components). Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    _theme()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    frame = data.set_index(index)[columns]
+    if labels:
+        frame.columns = labels
+    frame.plot(kind="bar", stacked=True, ax=ax, rot=0)
+    for total, x in zip(frame.sum(axis=1), range(len(frame))):
+        ax.annotate(f"{total:,.1f}", (x, total), ha="center", va="bottom", fontsize=9)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return ax
