@@ -1,0 +1,84 @@
+"""Evaluation the notebooks share: accuracy, perplexity, ROUGE, and side-by-side generations."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+@torch.no_grad()
+def classification_accuracy(model, loader) -> float:
+    """Share of examples (0..1) whose arg-max logit equals the label, over a `classification_loader`."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = total = 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        labels = batch.pop("labels")
+        correct += (model(**batch).logits.argmax(-1) == labels).sum().item()
+        total += labels.numel()
+    model.train(was_training)
+    return correct / total
+
+
+@torch.no_grad()
+def perplexity(model, loader) -> float:
+    """exp(mean next-token cross-entropy) over every predicted token of a `block_loader`.
+
+    Each batch's loss is weighted by its number of predicted tokens, so the result does not depend on
+    the batch size.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss = total_tokens = 0.0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        predicted = (batch["labels"][:, 1:] != -100).sum().item()
+        total_loss += model(**batch).loss.item() * predicted
+        total_tokens += predicted
+    model.train(was_training)
+    return math.exp(total_loss / total_tokens)
+
+
+def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (0..1, Porter stemming), as the summarization papers report."""
+    from rouge_score import rouge_scorer
+
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references: they must pair up.")
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    scores = [scorer.score(ref, pred) for pred, ref in zip(predictions, references)]
+    return {name: sum(s[name].fmeasure for s in scores) / len(scores) for name in ("rouge1", "rouge2", "rougeL")}
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 40, chat: bool = False) -> list[str]:
+    """Greedy continuations of `prompts` (deterministic), decoded without the prompt.
+
+    `chat=True` wraps each prompt as a user message in the tokenizer's chat template.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for prompt in prompts:
+        if chat:
+            inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                                   return_tensors="pt", return_dict=True)
+        else:
+            inputs = tokenizer(prompt, return_tensors="pt")
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+        outputs.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    model.train(was_training)
+    return outputs
+
+
+def side_by_side(prompts: list[str], **columns: list[str]):
+    """A DataFrame with one row per prompt and one column per model's output (e.g. before=..., after=...)."""
+    import pandas as pd
+
+    return pd.DataFrame({"prompt": prompts, **columns})

@@ -1,0 +1,48 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ftkit import evaluate
+
+
+class FixedClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor([[1.0, -1.0]]))
+
+    def forward(self, x):
+        return type("Out", (), {"logits": x @ self.weight})()
+
+
+def test_accuracy_counts_argmax_matches():
+    loader = [{"x": torch.tensor([[1.0], [-1.0], [2.0]]), "labels": torch.tensor([0, 1, 1])}]
+    assert evaluate.classification_accuracy(FixedClassifier(), loader) == pytest.approx(2 / 3)
+
+
+class UniformLM(nn.Module):
+    """Predicts every token of a vocabulary of 10 with equal probability: perplexity must be 10."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(10))
+
+    def forward(self, input_ids, labels):
+        logits = self.bias.expand(*input_ids.shape, 10)
+        loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 10), labels[:, 1:].reshape(-1))
+        return type("Out", (), {"loss": loss})()
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    ids = torch.randint(0, 10, (6, 8))
+    loader = [{"input_ids": ids[:4], "labels": ids[:4]}, {"input_ids": ids[4:], "labels": ids[4:]}]
+    assert evaluate.perplexity(UniformLM(), loader) == pytest.approx(10.0)
+
+
+def test_rouge_agrees_with_hand_counts():
+    scores = evaluate.rouge(["the cat sat"], ["the cat sat down"])
+    assert scores["rouge1"] == pytest.approx(2 * 1.0 * 0.75 / 1.75)  # P = 3/3, R = 3/4
+    assert scores["rouge2"] == pytest.approx(2 * 1.0 * (2 / 3) / (1 + 2 / 3))
+    with pytest.raises(ValueError, match="pair up"):
+        evaluate.rouge(["a"], [])
