@@ -35,6 +35,7 @@ test: setup
 
 run: setup
 	$(BIN)/python -m ftkit.run_notebooks --profile $(PROFILE) --out build $(NOTEBOOKS)
+	$(BIN)/python -m ftkit.readme
 
 clean-build:
 	rm -rf build

@@ -34,6 +34,22 @@ def run_notebook(path: Path, out_dir: Path, timeout_s: int) -> dict:
     return {"notebook": path.stem, "seconds": round(seconds, 1), "status": status}
 
 
+def record_times(summary: list[dict]) -> None:
+    """Keep each notebook's latest successful run time per profile in `results/timings/notebooks.json`;
+    the README's notebook map is generated from it (`python -m ftkit.readme`)."""
+    from ftkit.config import hardware_description
+    from ftkit.results import results_dir
+
+    path = results_dir() / "timings" / "notebooks.json"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    for entry in summary:
+        if entry["status"] == "ok":
+            times.setdefault(entry["notebook"], {})[entry["profile"]] = {
+                "seconds": entry["seconds"], "hardware": hardware_description(), "date": time.strftime("%Y-%m-%d")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("notebooks", nargs="+", type=Path)
@@ -53,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_back and entry["status"] == "ok":
             shutil.copyfile(args.out / path.name, path)
         summary.append({**entry, "profile": args.profile})
+    record_times(summary)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     rows = "\n".join(f"| {e['notebook']} | {e['seconds']:.0f} | {e['status']} |" for e in summary)
     (args.out / "summary.md").write_text(f"| notebook | seconds ({args.profile}) | status |\n|---|---|---|\n{rows}\n")

@@ -1,0 +1,82 @@
+"""Regenerate the README's measured tables from the results files: `python -m ftkit.readme`.
+
+The README holds no hand-typed measurement: its notebook map (with each notebook's run time per
+profile, from `results/timings/notebooks.json`, written by `make run`) and its set-up and test-suite
+times (from `results/timings/setup.json`, written by `python -m ftkit.benchmark`) are generated here,
+between marker comments. `tests/test_readme.py` checks that they are current.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ftkit.results import REPO_ROOT, results_dir
+
+NOTEBOOKS = {
+    "00_start_here": "fine-tuning's families, parameter counts on real models, memory of full/LoRA/QLoRA",
+    "01_self_supervised": "the causal-LM objective, continued pre-training on new-domain text, forgetting",
+    "02_supervised_instruction": "the five steps of supervised fine-tuning, instruction templates, multi-task data",
+    "03_transfer_learning": "feature extraction, freezing, ULMFiT's three techniques, parameter importance",
+    "04_lora_distilbert": "LoRA from the matrix algebra up, peft, merging, swapping adapters",
+    "05_qlora_llama": "NF4 from scratch, double quantization, paged optimizers, QLoRA summarization",
+    "06_soft_prompts_adapters": "prompt tuning, prefix tuning, P-tuning, IA3, bottleneck adapters",
+    "07_rlhf": "a reward model from human ratings, PPO with a KL penalty, DPO",
+    "08_choosing_a_method": "every notebook's measured results side by side, scaling out",
+}
+
+
+def _minutes(entry: dict | None) -> str:
+    if not entry:
+        return "not measured yet"
+    return f"{entry['seconds'] / 60:.1f} min"
+
+
+def notebook_map() -> str:
+    path = results_dir() / "timings" / "notebooks.json"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    gpu_hardware = {e["gpu"]["hardware"] for e in times.values() if "gpu" in e}
+    cpu_hardware = {e["cpu"]["hardware"] for e in times.values() if "cpu" in e}
+    header = (f"| notebook | what it teaches | `cpu` profile ({', '.join(sorted(cpu_hardware)) or 'CPU'}) | "
+              f"`gpu` profile ({', '.join(sorted(gpu_hardware)) or 'GPU'}) |")
+    rows = [header, "|---|---|---|---|"]
+    for name, teaches in NOTEBOOKS.items():
+        exists = (REPO_ROOT / "notebooks" / f"{name}.ipynb").exists()
+        link = f"[{name}](notebooks/{name}.ipynb)" if exists else f"{name} (not written yet)"
+        entry = times.get(name, {})
+        rows.append(f"| {link} | {teaches} | {_minutes(entry.get('cpu'))} | {_minutes(entry.get('gpu'))} |")
+    return "\n".join(rows)
+
+
+def setup_timings() -> str:
+    path = results_dir() / "timings" / "setup.json"
+    if not path.exists():
+        return "Set-up and test-suite times have not been measured yet (`python -m ftkit.benchmark`)."
+    t = json.loads(path.read_text())
+    return (f"Measured by `python -m ftkit.benchmark` on {t['date']} ({t['hardware']}, commit {t['commit']}, "
+            f"fresh clone, empty caches): set-up {t['setup_seconds'] / 60:.1f} min"
+            f"{'' if t['setup_ok'] else ' (failed)'}, test suite {t['test_seconds'] / 60:.1f} min"
+            f"{'' if t['tests_ok'] else ' (failed)'}.")
+
+
+BLOCKS = {"notebook-map": notebook_map, "timings": setup_timings}
+
+
+def render(readme: str) -> str:
+    """`readme` with every generated block replaced by its current content."""
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(readme):
+            raise ValueError(f"README.md lacks the markers <!-- {name}:start --> / <!-- {name}:end -->.")
+        readme = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), readme)
+    return readme
+
+
+def main() -> None:
+    path = REPO_ROOT / "README.md"
+    path.write_text(render(path.read_text()))
+    print(f"updated {path}")
+
+
+if __name__ == "__main__":
+    main()
