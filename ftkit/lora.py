@@ -1,0 +1,283 @@
+"""LoRA from scratch: a frozen weight plus a trainable low-rank update, h = W0 x + (alpha / r) B A x.
+
+For a d x k weight W0, LoRA learns B (d x r) and A (r x k) with r much smaller than d and k, so it trains
+r * (d + k) numbers instead of d * k. B starts at zero, so the adapted model starts exactly equal to the
+pretrained one; A starts random (Kaiming-uniform, as in peft). After training, W0 + (alpha / r) B A is
+one ordinary matrix again (`merge_lora`): inference costs nothing extra.
+
+`add_lora` follows peft's naming: a target matches a module whose full name equals it or ends with
+`.<target>`, and the layer keeps its parameters as `lora_A` / `lora_B`. The tests load the same A and B
+into this module and into peft's `LoraConfig` / `get_peft_model` and check both give the same outputs.
+
+The rest of the module serves notebook 04: the SVD analysis of why low rank suffices, the trainable
+count behind its slider, latency, sizes on disk, and the loop that trains one variant.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+class LoRALinear(nn.Module):
+    """A frozen `nn.Linear` (d_out x d_in) plus a trainable rank-`r` update scaled by `alpha / r`.
+
+    `lora_A` is r x d_in (Kaiming-uniform), `lora_B` is d_out x r (zeros): at initialisation the
+    layer computes exactly what `base` computes.
+    """
+
+    def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0):
+        super().__init__()
+        if r < 1:
+            raise ValueError(f"The rank r must be at least 1, got {r}.")
+        self.base = base
+        self.base.requires_grad_(False)
+        self.r, self.alpha, self.scale = r, alpha, alpha / r
+        weight = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=weight.dtype, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=weight.dtype, device=weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's default initialisation of A
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Two thin matrix products (k -> r -> d): the d x k product B A is never formed while training.
+        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scale
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update this adapter adds to the weight: (alpha / r) B A, d_out x d_in."""
+        return (self.lora_B @ self.lora_A) * self.scale
+
+    def merged(self) -> nn.Linear:
+        """A plain `nn.Linear` computing the same function: weight W0 + (alpha / r) B A."""
+        linear = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
+                           dtype=self.base.weight.dtype, device=self.base.weight.device)
+        with torch.no_grad():
+            linear.weight.copy_(self.base.weight + self.delta_weight())
+            if self.base.bias is not None:
+                linear.bias.copy_(self.base.bias)
+        return linear
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, alpha={self.alpha}, scale={self.scale:g}"
+
+
+def _matches(name: str, target: str) -> bool:
+    return name == target or name.endswith(f".{target}")
+
+
+def linear_module_names(model: nn.Module) -> list[str]:
+    """The distinct last parts of the names of `model`'s `nn.Linear` modules (`q_lin`, `lin1`, ...)."""
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, nn.Linear)})
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def add_lora(model: nn.Module, target_modules: Iterable[str], r: int = 8, alpha: float = 16,
+             dropout: float = 0.0, trainable_modules: Iterable[str] = ()) -> nn.Module:
+    """Freeze `model` and wrap every `nn.Linear` whose name matches a target in a `LoRALinear`, in place.
+
+    A target matches a module named exactly so or ending in `.<target>` (`"q_lin"` matches
+    `distilbert.transformer.layer.0.attention.q_lin`). Modules named in `trainable_modules` (e.g. a new
+    classification head) stay trainable. A target that matches no linear module is an error that lists
+    the names there are. Returns the model.
+    """
+    targets = list(target_modules)
+    if not targets:
+        raise ValueError("target_modules is empty: name at least one linear module, e.g. ['q_lin', 'v_lin'].")
+    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    unmatched = [t for t in targets if not any(_matches(name, t) for name in linears)]
+    if unmatched:
+        raise ValueError(f"target_modules {unmatched} match no linear module of {type(model).__name__}. "
+                         f"Its linear modules are named: {', '.join(linear_module_names(model))}.")
+    model.requires_grad_(False)
+    for name, linear in linears.items():
+        if any(_matches(name, t) for t in targets):
+            _set_module(model, name, LoRALinear(linear, r, alpha, dropout))
+    for name, module in model.named_modules():
+        if any(_matches(name, t) for t in trainable_modules):
+            module.requires_grad_(True)
+    return model
+
+
+def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
+    """Every `LoRALinear` in `model`, by module name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Replace each `LoRALinear` by the plain `nn.Linear` it computes (W0 + (alpha/r) B A), in place."""
+    for name, layer in lora_layers(model).items():
+        _set_module(model, name, layer.merged())
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------
+# Counting: what the notebook's slider shows
+# ---------------------------------------------------------------------------------------------------
+
+def lora_trainable_count(model: nn.Module, target_modules: Iterable[str], r: int,
+                         trainable_modules: Iterable[str] = ()) -> int:
+    """Parameters LoRA would train on `model`, without building it: r * (d_in + d_out) per targeted
+    linear module, plus every parameter of the modules in `trainable_modules` (a head)."""
+    targets, keep = list(target_modules), list(trainable_modules)
+    count = sum(r * (m.in_features + m.out_features) for name, m in model.named_modules()
+                if isinstance(m, nn.Linear) and any(_matches(name, t) for t in targets))
+    count += sum(p.numel() for name, m in model.named_modules() if any(_matches(name, t) for t in keep)
+                 for p in m.parameters())
+    return count
+
+
+# ---------------------------------------------------------------------------------------------------
+# Why low rank works: singular values and low-rank reconstruction
+# ---------------------------------------------------------------------------------------------------
+
+def singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    """The singular values of a 2-D tensor, largest first (computed in float64)."""
+    return torch.linalg.svdvals(matrix.detach().double())
+
+
+def low_rank_approximation(matrix: torch.Tensor, rank: int) -> torch.Tensor:
+    """The best rank-`rank` approximation of `matrix` (Eckart-Young: truncated SVD)."""
+    u, s, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
+    return (u[:, :rank] * s[:rank]) @ vh[:rank]
+
+
+def reconstruction_error(matrix: torch.Tensor, ranks: Iterable[int]):
+    """Relative error ||M - M_r||_F / ||M||_F of the best rank-r approximation, for each rank.
+
+    Returns a DataFrame with columns `rank`, `relative_error` (0..1) and `energy` (the share of the
+    squared Frobenius norm the top `rank` singular values hold, 0..1). Computed from the singular
+    values: ||M - M_r||_F^2 is the sum of the squared singular values beyond r.
+    """
+    import pandas as pd
+
+    squared = singular_values(matrix) ** 2
+    total = squared.sum()
+    rows = []
+    for rank in ranks:
+        kept = squared[:rank].sum()
+        rows.append({"rank": rank, "relative_error": float(((total - kept) / total).sqrt()),
+                     "energy": float(kept / total)})
+    return pd.DataFrame(rows)
+
+
+def weight_update(tuned: nn.Module, base: nn.Module, name: str) -> torch.Tensor:
+    """dW = W_tuned - W0 for the parameter called `name` (e.g. `...layer.5.attention.q_lin.weight`)."""
+    return (dict(tuned.named_parameters())[name] - dict(base.named_parameters())[name]).detach()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training one variant, inference cost, size on disk
+# ---------------------------------------------------------------------------------------------------
+
+def classification_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Cross-entropy of a sequence classifier (the model computes it from `labels`)."""
+    return model(**batch).loss
+
+
+def train_and_evaluate(model: nn.Module, train_loader, test_loader, *, steps: int, lr: float, desc: str):
+    """Train `model` (its trainable parameters) for `steps` AdamW steps, then measure test accuracy.
+
+    Returns `(TrainResult, accuracy)`; the result's last evaluation holds the accuracy too.
+    """
+    from ftkit.evaluate import classification_accuracy
+    from ftkit.train import train
+
+    result = train(model, train_loader, steps=steps, lr=lr, loss_fn=classification_loss,
+                   evaluate=lambda m: {"accuracy": classification_accuracy(m, test_loader)}, desc=desc)
+    return result, result.evaluations[-1]["accuracy"]
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, batch: dict, repeats: int = 5) -> float:
+    """Median wall time (milliseconds) of one forward pass on `batch`, after one warm-up pass."""
+    model.eval()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    model(**inputs)
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        model(**inputs)
+        times.append(1000 * (time.perf_counter() - began))
+    return sorted(times)[len(times) // 2]
+
+
+def folder_size_bytes(folder: str | Path, pattern: str = "*.safetensors") -> int:
+    """Total size in bytes of the files matching `pattern` in `folder`."""
+    return sum(path.stat().st_size for path in Path(folder).glob(pattern))
+
+
+# ---------------------------------------------------------------------------------------------------
+# peft side by side: building variants, copying weights across, switching adapters
+# ---------------------------------------------------------------------------------------------------
+
+HEAD_MODULES = ("pre_classifier", "classifier")  # DistilBERT's classification head
+
+
+def peft_classifier(name: str, target_modules: Iterable[str], r: int, alpha: float | None = None,
+                    seed: int = 0, adapter_name: str = "default"):
+    """A fresh sequence classifier (seeded head) wrapped by peft: LoRA on `target_modules`, head trained.
+
+    `alpha` defaults to 2 r (a scale of 2 at every rank). Returns the `PeftModel`.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    from ftkit.models import load_sequence_classifier
+
+    model, _ = load_sequence_classifier(name, num_labels=2, seed=seed)
+    config = LoraConfig(r=r, lora_alpha=alpha if alpha is not None else 2 * r, target_modules=list(target_modules),
+                        task_type="SEQ_CLS", modules_to_save=list(HEAD_MODULES))
+    return get_peft_model(model, config, adapter_name=adapter_name)
+
+
+def copy_from_peft(peft_model: nn.Module, model: nn.Module, adapter_name: str = "default") -> nn.Module:
+    """Load every weight of `peft_model` (base, LoRA A and B, trained head copy) into `model`, which
+    `add_lora` built with the same targets and rank. Strict: any name that does not pair up is an error."""
+    state = {}
+    for key, value in peft_model.state_dict().items():
+        if ".original_module." in key:
+            continue
+        key = (key.removeprefix("base_model.model.").replace(".base_layer.", ".base.")
+               .replace(f".lora_A.{adapter_name}.weight", ".lora_A").replace(f".lora_B.{adapter_name}.weight", ".lora_B")
+               .replace(f".modules_to_save.{adapter_name}.", "."))
+        state[key] = value
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+@torch.no_grad()
+def adapter_accuracy_table(peft_model, adapters: Iterable[str], loaders: dict):
+    """Test accuracy (%) of each adapter (rows) on each test set (columns), switching with `set_adapter`."""
+    import pandas as pd
+
+    from ftkit.evaluate import classification_accuracy
+
+    rows = {}
+    for adapter in adapters:
+        peft_model.set_adapter(adapter)
+        rows[adapter] = {domain: 100 * classification_accuracy(peft_model, loader) for domain, loader in loaders.items()}
+    return pd.DataFrame(rows).T.rename_axis("adapter")
+
+
+def plot_accuracy_vs_parameters(sweep, references: dict[str, float], *, title: str):
+    """Accuracy (%) against trainable parameters (log scale), one line per `sweep["targets"]`, each point
+    labelled with its rank, and a dashed horizontal line for each reference (e.g. full fine-tuning)."""
+    from ftkit.plots import line_chart
+
+    ax = line_chart(sweep, "trainable", "accuracy", hue="targets", title=title,
+                    xlabel="trainable parameters (count, log scale)", ylabel="test accuracy (%)")
+    ax.set_xscale("log")
+    for row in sweep.itertuples():
+        ax.annotate(f"r={row.r}", (row.trainable, row.accuracy), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    for (label, value), style in zip(references.items(), ["--", ":", "-."]):
+        ax.axhline(value, linestyle=style, color="gray", label=label)
+    ax.legend(fontsize=8)
+    return ax
