@@ -47,3 +47,35 @@ def block_loader(blocks: torch.Tensor, *, batch_size: int, shuffle: bool = False
 
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(list(blocks), batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+
+
+def prompt_completion_loader(prompts: list[str], completions: list[str], tokenizer, *, batch_size: int,
+                             max_length: int, shuffle: bool = False, seed: int = 0) -> DataLoader:
+    """Batches for supervised fine-tuning of a causal LM: prompt + completion + eos, loss on the completion.
+
+    Labels are the input ids with the prompt's tokens and the padding set to -100, so the model learns to
+    write the completion, not to copy the prompt. Sequences longer than `max_length` tokens lose the
+    start of their prompt (the completion is kept whole). Padding is on the right, per batch.
+    """
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions: they must pair up.")
+    rows = []
+    for prompt, completion in zip(prompts, completions):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        if len(completion_ids) >= max_length:
+            raise ValueError(f"A completion of {len(completion_ids)} tokens leaves no room for its prompt "
+                             f"within max_length={max_length}: raise max_length.")
+        prompt_ids = prompt_ids[-(max_length - len(completion_ids)):]
+        rows.append((prompt_ids + completion_ids, [-100] * len(prompt_ids) + completion_ids))
+
+    def collate(batch):
+        width = max(len(ids) for ids, _ in batch)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
+        attention_mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)

@@ -141,3 +141,68 @@ def fit_table(n_params: int, gpu_memory_gb: float, lora_share: float, activation
         estimate = training_memory(n_params, method, trainable_params=trainable, activations_gb=activations_gb)
         rows.append({**estimate.as_row(), "fits": fits(estimate, gpu_memory_gb)})
     return pd.DataFrame(rows).set_index("method").round(2)
+
+
+def loaded_weights_gb(model, precision: str, keep: tuple[str, ...] = ("lm_head",),
+                      other_precision: str = "fp32") -> float:
+    """Predicted memory (GiB) of `model`'s weights once loaded with its linear layers at `precision`.
+
+    This is how quantized loading works: every `nn.Linear` weight (except modules named in `keep`, such as
+    the output head) is stored at `precision` (`int8`, `nf4`, ...), every other tensor (embeddings,
+    norms, biases) stays at `other_precision`. `model` may be a meta model or a real fp32 one.
+    """
+    from torch import nn
+
+    quantized = set()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and not any(part in name for part in keep):
+            quantized.add(id(module.weight))
+    total = 0.0
+    for param in {id(p): p for p in model.parameters()}.values():  # tied weights once
+        total += param.numel() * BYTES_PER_WEIGHT[precision if id(param) in quantized else other_precision]
+    return total / GIB
+
+
+# Llama-2 shapes for the QLoRA planner (transformers' LlamaConfig arguments; 70B uses grouped-query attention).
+LLAMA2_SHAPES = {
+    "Llama-2-7B": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                       num_key_value_heads=32),
+    "Llama-2-13B": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
+                        num_key_value_heads=40),
+    "Llama-2-70B": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
+                        num_key_value_heads=8),
+}
+
+
+def qlora_plan(model: str = "Llama-2-7B", rank: int = 16, seq_len: int = 512, batch: int = 1,
+               gpu: str = "T4 (16 GB)", gradient_checkpointing: bool = True, overhead_gb: float = 1.0) -> dict:
+    """Predicted memory of QLoRA (NF4 + double quant, LoRA of `rank` on q, k, v, o) for a Llama-2 size.
+
+    Parameters are counted on the meta device; activations follow `activation_memory_gb` (16-bit).
+    Returns the estimate by component (GiB), whether it fits `gpu` with `overhead_gb` to spare, and
+    a sentence that says how much memory is missing when it does not.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if model not in LLAMA2_SHAPES:
+        raise ValueError(f"Unknown model {model!r}; choose one of: {', '.join(LLAMA2_SHAPES)}.")
+    if gpu not in GPUS:
+        raise ValueError(f"Unknown GPU {gpu!r}; choose one of: {', '.join(GPUS)}.")
+    shape = LLAMA2_SHAPES[model]
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in LlamaForCausalLM(LlamaConfig(**shape)).parameters())
+    h, layers = shape["hidden_size"], shape["num_hidden_layers"]
+    kv = h // shape["num_attention_heads"] * shape["num_key_value_heads"]
+    adapter = layers * rank * (2 * (h + h) + 2 * (h + kv))  # q, o: h x h; k, v: h -> kv
+    activations = activation_memory_gb(h, layers, shape["num_attention_heads"], batch, seq_len,
+                                       gradient_checkpointing=gradient_checkpointing)
+    estimate = training_memory(n_params, "qlora", trainable_params=adapter, activations_gb=activations)
+    needed, available = estimate.total_gb + overhead_gb, GPUS[gpu]
+    if needed <= available:
+        verdict = f"fits: {needed:.1f} GiB of {available} GiB ({available - needed:.1f} GiB to spare)"
+    else:
+        verdict = (f"does not fit: needs {needed:.1f} GiB, {gpu} has {available} GiB, "
+                   f"{needed - available:.1f} GiB missing")
+    return {"model": model, "parameters": n_params, "trainable": adapter, **estimate.as_row(),
+            "needed_gb": needed, "gpu_gb": available, "fits": needed <= available, "verdict": verdict}
