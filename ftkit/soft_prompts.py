@@ -1,0 +1,233 @@
+"""Prompts as a classifier, then prompts that learn: verbalizer scoring and a soft prompt from scratch.
+
+- A **verbalizer** turns a decoder into a classifier without a new head: pose the input as a prompt
+  ("... Answer:") and compare the next-token logits of one word per class (" negative", " positive").
+  The class whose word the model finds likelier wins.
+- A **soft prompt** (prompt tuning, Lester et al. 2021) is `n` trainable vectors prepended to the input
+  embeddings of a frozen model. Only the `n x hidden` prompt trains. peft's `PromptTuningConfig` does the
+  same; `SoftPrompt` initialises from a text exactly as peft does, so the two agree number for number.
+- `nearest_tokens` reads a learned vector back as the vocabulary tokens closest to it by cosine similarity.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+SENTIMENT_WORDS = (" negative", " positive")  # label 0, label 1
+
+
+def verbalizer_token_ids(tokenizer, words: Sequence[str] = SENTIMENT_WORDS) -> list[int]:
+    """The token id of each class word (label order). Each word must be a single token."""
+    ids = []
+    for word in words:
+        pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            raise ValueError(f"The verbalizer word {word!r} is {len(pieces)} tokens {pieces}; choose words that "
+                             "are one token each (a leading space often helps).")
+        ids.append(pieces[0])
+    return ids
+
+
+def few_shot_prefix(examples, template: str, words: Sequence[str] = SENTIMENT_WORDS, text_column: str = "text",
+                    label_column: str = "label") -> str:
+    """Worked examples for a few-shot prompt: each row of `examples` as `template` followed by its answer."""
+    return "".join(template.format(text=row[text_column]) + words[row[label_column]] + "\n\n" for row in examples)
+
+
+def verbalizer_loader(dataset, tokenizer, template: str, *, batch_size: int, shuffle: bool = False, seed: int = 0,
+                      prefix: str = "", text_column: str = "text", label_column: str = "label") -> DataLoader:
+    """Batches of `prefix + template.format(text=...)` as `input_ids`/`attention_mask`, plus `labels`.
+
+    Padding goes on the right, so each row's answer is predicted at its last real token. No truncation:
+    cutting a prompt would cut its question ("Answer:") first.
+    """
+    if tokenizer.padding_side != "right":
+        raise ValueError("verbalizer_loader expects right padding (tokenizer.padding_side = 'right').")
+
+    def collate(rows):
+        prompts = [prefix + template.format(text=r[text_column]) for r in rows]
+        batch = dict(tokenizer(prompts, padding=True, return_tensors="pt"))
+        batch["labels"] = torch.tensor([r[label_column] for r in rows])
+        return batch
+
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+
+
+def verbalizer_logits(logits: torch.Tensor, attention_mask: torch.Tensor, token_ids: Sequence[int]) -> torch.Tensor:
+    """Class scores (batch, n_classes): the next-token logits of the verbalizer tokens at each row's last token.
+
+    `logits` is (batch, positions, vocab). Soft prompts add positions in front of the input and prefix
+    tuning adds none, so the input's positions are always the last `attention_mask.shape[1]` ones.
+    """
+    length = attention_mask.shape[1]
+    logits = logits[:, -length:]
+    last = attention_mask.sum(dim=1) - 1  # right padding: the last real token of each row
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits[rows, last][:, list(token_ids)]
+
+
+def verbalizer_scores(model: nn.Module, batch: dict, token_ids: Sequence[int]) -> torch.Tensor:
+    """Run `model` on a `verbalizer_loader` batch and return its class scores (batch, n_classes)."""
+    outputs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return verbalizer_logits(outputs.logits, batch["attention_mask"], token_ids)
+
+
+def verbalizer_loss_fn(token_ids: Sequence[int]):
+    """A `loss_fn(model, batch)` for `ftkit.train.train`: cross-entropy over the verbalizer tokens' logits."""
+    def loss_fn(model: nn.Module, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(verbalizer_scores(model, batch, token_ids), batch["labels"])
+
+    return loss_fn
+
+
+@torch.no_grad()
+def verbalizer_accuracy(model: nn.Module, loader, token_ids: Sequence[int]) -> float:
+    """Share of examples (0..1) whose label's verbalizer token gets the higher next-token logit."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = total = 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        predictions = verbalizer_scores(model, batch, token_ids).argmax(-1)
+        correct += (predictions == batch["labels"]).sum().item()
+        total += batch["labels"].numel()
+    model.train(was_training)
+    return correct / total
+
+
+def text_init_token_ids(tokenizer, text: str, n_tokens: int) -> list[int]:
+    """`n_tokens` token ids from `text`, cut or repeated to length, exactly as peft's TEXT init does."""
+    ids = tokenizer(text)["input_ids"]
+    if not ids:
+        raise ValueError("The initialisation text gave no tokens.")
+    ids = ids * math.ceil(n_tokens / len(ids))
+    return ids[:n_tokens]
+
+
+class SoftPrompt(nn.Module):
+    """A frozen causal LM behind `n_tokens` trainable vectors prepended to its input embeddings.
+
+    `prompt` is (n_tokens, hidden). With `init_text` (and its `tokenizer`) the vectors start as the
+    embeddings of that text's tokens (cut or repeated to `n_tokens`); otherwise as small random values.
+    `forward(input_ids, attention_mask, prompt=None)` also takes another prompt, (n, hidden) or one per
+    row (batch, n, hidden), so that one frozen model serves several tasks in the same batch.
+    """
+
+    def __init__(self, model: nn.Module, n_tokens: int, init_text: str | None = None, tokenizer=None):
+        super().__init__()
+        self.model = model.requires_grad_(False)
+        embedding = model.get_input_embeddings()
+        if init_text is not None:
+            if tokenizer is None:
+                raise ValueError("Initialising from a text needs the tokenizer.")
+            ids = torch.tensor(text_init_token_ids(tokenizer, init_text, n_tokens), device=embedding.weight.device)
+            start = embedding(ids).detach().clone().float()
+        else:
+            start = 0.02 * torch.randn(n_tokens, embedding.embedding_dim, device=embedding.weight.device)
+        self.prompt = nn.Parameter(start)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.prompt.shape[0]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                prompt: torch.Tensor | None = None, **kwargs):
+        prompt = self.prompt if prompt is None else prompt
+        batch = input_ids.shape[0]
+        if prompt.dim() == 2:
+            prompt = prompt.unsqueeze(0).expand(batch, -1, -1)
+        embeds = self.model.get_input_embeddings()(input_ids)
+        embeds = torch.cat([prompt.to(embeds.dtype), embeds], dim=1)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        ones = attention_mask.new_ones(batch, prompt.shape[1])
+        return self.model(inputs_embeds=embeds, attention_mask=torch.cat([ones, attention_mask], dim=1), **kwargs)
+
+
+@torch.no_grad()
+def nearest_tokens(vectors: torch.Tensor, embedding_matrix: torch.Tensor, tokenizer, k: int = 3):
+    """For each row of `vectors` (n, hidden): the `k` vocabulary tokens whose embeddings (vocab, hidden) are
+    closest by cosine similarity. Returns a DataFrame: position, then token and similarity columns."""
+    import pandas as pd
+
+    similarity = F.normalize(vectors.float(), dim=-1) @ F.normalize(embedding_matrix.float(), dim=-1).T
+    values, indices = similarity.topk(k, dim=-1)
+    rows = []
+    for position, (vals, ids) in enumerate(zip(values.tolist(), indices.tolist())):
+        row = {"position": position}
+        for rank, (v, i) in enumerate(zip(vals, ids), start=1):
+            row[f"token_{rank}"] = tokenizer.decode([i])
+            row[f"cosine_{rank}"] = round(v, 3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def train_verbalizer(model: nn.Module, train_loader, eval_loader, token_ids: Sequence[int], *, steps: int,
+                     lr: float, desc: str = "training", **train_kwargs):
+    """Train `model` on the verbalizer loss for `steps` steps at `lr`, then measure its accuracy on
+    `eval_loader`. Returns the `ftkit.train.TrainResult`, whose last evaluation holds the accuracy (the
+    wall time is the training's alone)."""
+    from ftkit.train import train
+
+    result = train(model, train_loader, steps=steps, lr=lr, loss_fn=verbalizer_loss_fn(token_ids), desc=desc,
+                   **train_kwargs)
+    result.evaluations.append({"step": steps, "accuracy": verbalizer_accuracy(model, eval_loader, token_ids)})
+    return result
+
+
+def learning_rate_sweep(make_model, learning_rates: Sequence[float], train_loader, eval_loader,
+                        token_ids: Sequence[int], *, steps: int, method: str):
+    """Train a fresh `make_model()` at each learning rate for `steps` steps; return a DataFrame of
+    method, learning rate, final training loss (mean of the last three steps) and accuracy."""
+    import pandas as pd
+
+    rows = []
+    for lr in learning_rates:
+        torch.manual_seed(0)
+        model = make_model()
+        try:
+            result = train_verbalizer(model, train_loader, eval_loader, token_ids, steps=steps, lr=lr,
+                                      desc=f"{method} lr {lr:g}")
+            last = [loss for _, loss in result.losses[-3:]]
+            rows.append({"method": method, "learning_rate": lr, "final_loss": sum(last) / len(last),
+                         "accuracy": result.evaluations[-1]["accuracy"]})
+        except FloatingPointError:  # a rate so high that the loss diverged: that is a result too
+            rows.append({"method": method, "learning_rate": lr, "final_loss": float("nan"), "accuracy": float("nan")})
+    return pd.DataFrame(rows)
+
+
+class PromptTask:
+    """One task a frozen model serves through a soft prompt: the prompt (n, hidden), its text template and
+    its verbalizer words (one per class, each a single token)."""
+
+    def __init__(self, prompt: torch.Tensor, template: str, words: Sequence[str], tokenizer):
+        self.prompt = prompt.detach().clone()
+        self.template = template
+        self.words = tuple(words)
+        self.token_ids = verbalizer_token_ids(tokenizer, words)
+
+
+@torch.no_grad()
+def serve(soft: SoftPrompt, tokenizer, tasks: dict[str, PromptTask], requests: Sequence[tuple[str, str]]) -> list[str]:
+    """Answer `requests` [(task name, text), ...] in ONE batch through one frozen model: each row gets its
+    task's template, soft prompt and verbalizer. Returns the winning verbalizer word of each request."""
+    prompts = [tasks[task].template.format(text=text) for task, text in requests]
+    device = soft.prompt.device
+    batch = {k: v.to(device) for k, v in tokenizer(prompts, padding=True, return_tensors="pt").items()}
+    per_row = torch.stack([tasks[task].prompt for task, _ in requests]).to(device)
+    was_training = soft.training
+    soft.eval()
+    logits = soft(batch["input_ids"], batch["attention_mask"], prompt=per_row).logits
+    soft.train(was_training)
+    answers = []
+    for row, (task, _) in enumerate(requests):
+        scores = verbalizer_logits(logits[row:row + 1], batch["attention_mask"][row:row + 1], tasks[task].token_ids)
+        answers.append(tasks[task].words[scores.argmax(-1).item()].strip())
+    return answers
