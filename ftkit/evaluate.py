@@ -2,43 +2,51 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 
 
-@torch.no_grad()
-def classification_accuracy(model, loader) -> float:
-    """Share of examples (0..1) whose arg-max logit equals the label, over a `classification_loader`."""
+@contextmanager
+def evaluation_mode(model):
+    """Inside the block: eval mode (no dropout) and no gradients; after it, the model's own mode again.
+
+    Yields the device of the model's parameters, where batches must go.
+    """
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    correct = total = 0
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        labels = batch.pop("labels")
-        correct += (model(**batch).logits.argmax(-1) == labels).sum().item()
-        total += labels.numel()
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
+def classification_accuracy(model, loader) -> float:
+    """Share of examples (0..1) whose arg-max logit equals the label, over a `classification_loader`."""
+    with evaluation_mode(model) as device:
+        correct = total = 0
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            labels = batch.pop("labels")
+            correct += (model(**batch).logits.argmax(-1) == labels).sum().item()
+            total += labels.numel()
     return correct / total
 
 
-@torch.no_grad()
 def perplexity(model, loader) -> float:
     """exp(mean next-token cross-entropy) over every predicted token of a `block_loader`.
 
     Each batch's loss is weighted by its number of predicted tokens, so the result does not depend on
     the batch size.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total_loss = total_tokens = 0.0
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        predicted = (batch["labels"][:, 1:] != -100).sum().item()
-        total_loss += model(**batch).loss.item() * predicted
-        total_tokens += predicted
-    model.train(was_training)
+    with evaluation_mode(model) as device:
+        total_loss = total_tokens = 0.0
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            predicted = (batch["labels"][:, 1:] != -100).sum().item()
+            total_loss += model(**batch).loss.item() * predicted
+            total_tokens += predicted
     return math.exp(total_loss / total_tokens)
 
 
@@ -53,27 +61,23 @@ def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
     return {name: sum(s[name].fmeasure for s in scores) / len(scores) for name in ("rouge1", "rouge2", "rougeL")}
 
 
-@torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 40, chat: bool = False) -> list[str]:
     """Greedy continuations of `prompts` (deterministic), decoded without the prompt.
 
     `chat=True` wraps each prompt as a user message in the tokenizer's chat template.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = []
-    for prompt in prompts:
-        if chat:
-            inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                                   return_tensors="pt", return_dict=True)
-        else:
-            inputs = tokenizer(prompt, return_tensors="pt")
-        inputs = {k: v.to(device) for k, v in inputs.items()}
-        ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
-        outputs.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
-    model.train(was_training)
+    with evaluation_mode(model) as device:
+        outputs = []
+        for prompt in prompts:
+            if chat:
+                inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                                       return_tensors="pt", return_dict=True)
+            else:
+                inputs = tokenizer(prompt, return_tensors="pt")
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+            outputs.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
     return outputs
 
 

@@ -16,6 +16,7 @@ import re
 import torch
 
 from ftkit.causal_lm import IGNORE_INDEX
+from ftkit.evaluate import evaluation_mode
 
 TASKS = ("sentiment", "qa", "summary", "starter", "numbered_list")
 
@@ -254,27 +255,23 @@ def trl_dataset(examples: list[dict]):
 # ---------------------------------------------------------------------------------------------------------
 # Generation and per-task evaluation.
 
-@torch.no_grad()
 def generate_responses(model, tokenizer, examples: list[dict], max_new_tokens: int, batch_size: int = 8) -> list[str]:
     """Greedy responses to the examples' prompts, in batches (left-padded so all prompts end together)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = []
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        prompts = [_ids(tokenizer.apply_chat_template(to_messages(e)[0], add_generation_prompt=True, tokenize=True))
-                   for e in chunk]
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), tokenizer.pad_token_id)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p):] = torch.tensor(p)
-            mask[i, width - len(p):] = 1
-        generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                   max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-        outputs += [tokenizer.decode(g[width:], skip_special_tokens=True).strip() for g in generated]
-    model.train(was_training)
+    with evaluation_mode(model) as device:
+        outputs = []
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            prompts = [_ids(tokenizer.apply_chat_template(to_messages(e)[0], add_generation_prompt=True, tokenize=True))
+                       for e in chunk]
+            width = max(len(p) for p in prompts)
+            ids = torch.full((len(prompts), width), tokenizer.pad_token_id)
+            mask = torch.zeros((len(prompts), width), dtype=torch.long)
+            for i, p in enumerate(prompts):
+                ids[i, width - len(p):] = torch.tensor(p)
+                mask[i, width - len(p):] = 1
+            generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                                       max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+            outputs += [tokenizer.decode(g[width:], skip_special_tokens=True).strip() for g in generated]
     return outputs
 
 

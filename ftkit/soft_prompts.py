@@ -18,6 +18,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from ftkit.evaluate import evaluation_mode
+
 SENTIMENT_WORDS = (" negative", " positive")  # label 0, label 1
 
 
@@ -86,19 +88,15 @@ def verbalizer_loss_fn(token_ids: Sequence[int]):
     return loss_fn
 
 
-@torch.no_grad()
 def verbalizer_accuracy(model: nn.Module, loader, token_ids: Sequence[int]) -> float:
     """Share of examples (0..1) whose label's verbalizer token gets the higher next-token logit."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = total = 0
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        predictions = verbalizer_scores(model, batch, token_ids).argmax(-1)
-        correct += (predictions == batch["labels"]).sum().item()
-        total += batch["labels"].numel()
-    model.train(was_training)
+    with evaluation_mode(model) as device:
+        correct = total = 0
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            predictions = verbalizer_scores(model, batch, token_ids).argmax(-1)
+            correct += (predictions == batch["labels"]).sum().item()
+            total += batch["labels"].numel()
     return correct / total
 
 
