@@ -178,11 +178,6 @@ def weight_update(tuned: nn.Module, base: nn.Module, name: str) -> torch.Tensor:
 # Training one variant, inference cost, size on disk
 # ---------------------------------------------------------------------------------------------------
 
-def classification_loss(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Cross-entropy of a sequence classifier (the model computes it from `labels`)."""
-    return model(**batch).loss
-
-
 def train_and_evaluate(model: nn.Module, train_loader, test_loader, *, steps: int, lr: float, desc: str):
     """Train `model` (its trainable parameters) for `steps` AdamW steps, then measure test accuracy.
 
@@ -191,7 +186,7 @@ def train_and_evaluate(model: nn.Module, train_loader, test_loader, *, steps: in
     from ftkit.evaluate import classification_accuracy
     from ftkit.train import train
 
-    result = train(model, train_loader, steps=steps, lr=lr, loss_fn=classification_loss,
+    result = train(model, train_loader, steps=steps, lr=lr,
                    evaluate=lambda m: {"accuracy": classification_accuracy(m, test_loader)}, desc=desc)
     return result, result.evaluations[-1]["accuracy"]
 

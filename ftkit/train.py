@@ -84,8 +84,9 @@ class TrainResult:
                 f"{self.peak_memory_gb:.2f} GiB" + (f"; last evaluation: {shown}" if shown else ""))
 
 
-def causal_lm_loss(model: nn.Module, batch: dict) -> torch.Tensor:
-    """The model's own loss: batches carry `labels` (transformers shifts them inside the model)."""
+def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """The model's own loss from the batch's `labels`: cross-entropy for a classifier, next-token
+    cross-entropy for a causal LM (transformers shifts the labels inside the model)."""
     return model(**batch).loss
 
 
@@ -162,7 +163,7 @@ def _forever(batches: Iterable) -> Iterable:
 
 
 def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.optim.Optimizer | None = None,
-          lr: float = 1e-4, scheduler=None, loss_fn: Callable = causal_lm_loss,
+          lr: float = 1e-4, scheduler=None, loss_fn: Callable = model_loss,
           evaluate: Callable[[nn.Module], dict] | None = None, eval_every: int | None = None,
           checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
           max_grad_norm: float | None = 1.0, desc: str = "training", device: str | None = None) -> TrainResult:

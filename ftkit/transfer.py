@@ -13,13 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ftkit.params import count_parameters
 from ftkit.train import (PeakMemory, TrainResult, discriminative_param_groups, gradual_unfreezing, layer_groups,
-                         slanted_triangular_scheduler, train, unfreezing_stages)
-
-
-def classification_loss(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Cross-entropy of the classifier's logits: the model's own loss from `labels`."""
-    return model(**batch).loss
+                         model_loss, slanted_triangular_scheduler, train, unfreezing_stages)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -27,8 +23,8 @@ def classification_loss(model: nn.Module, batch: dict) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 def trainable_count(model: nn.Module) -> int:
-    """Number of parameters with requires_grad."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of parameters with requires_grad (`ftkit.params.count_parameters(model).trainable`)."""
+    return count_parameters(model).trainable
 
 
 def freeze_all_but_top(model: nn.Module, k: int) -> int:
@@ -125,7 +121,7 @@ def _merge(parts: list[TrainResult]) -> TrainResult:
 
 def fine_tune(model: nn.Module, batches: Iterable, *, steps: int, lr: float, slanted: bool = False,
               discriminative: float | None = None, gradual: bool = False, cut_frac: float = 0.1,
-              ratio: float = 32, loss_fn: Callable = classification_loss,
+              ratio: float = 32, loss_fn: Callable = model_loss,
               evaluate: Callable[[nn.Module], dict] | None = None, desc: str = "fine-tuning") -> TrainResult:
     """Train the model's trainable parameters for `steps` steps with AdamW (no weight decay) at `lr`.
 
@@ -176,7 +172,7 @@ def result_row(variant: str, model: nn.Module, result: TrainResult, accuracy: fl
 # ---------------------------------------------------------------------------------------------------
 
 def importance_scores(model: nn.Module, batches: Iterable, n_batches: int,
-                      loss_fn: Callable = classification_loss) -> dict[str, dict[str, torch.Tensor]]:
+                      loss_fn: Callable = model_loss) -> dict[str, dict[str, torch.Tensor]]:
     """Score every encoder weight on `n_batches` batches, summing per batch:
     `grad_x_weight`: |gradient x weight| (a first-order estimate of how much the loss changes if the weight
     were set to zero), and `grad`: |gradient| (how fast the loss changes as the weight moves).
