@@ -163,8 +163,11 @@ def loaded_weights_gb(model, precision: str, keep: tuple[str, ...] = ("lm_head",
     return total / GIB
 
 
-# Llama-2 shapes for the QLoRA planner (transformers' LlamaConfig arguments; 70B uses grouped-query attention).
+# Llama-2 shapes for the planners (transformers' LlamaConfig arguments; 70B uses grouped-query attention).
+# TinyLlama-1.1B is the Llama-2 architecture at 1B scale.
 LLAMA2_SHAPES = {
+    "TinyLlama-1.1B": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+                           num_key_value_heads=4),
     "Llama-2-7B": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
                        num_key_value_heads=32),
     "Llama-2-13B": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
@@ -174,9 +177,11 @@ LLAMA2_SHAPES = {
 }
 
 
-def qlora_plan(model: str = "Llama-2-7B", rank: int = 16, seq_len: int = 512, batch: int = 1,
-               gpu: str = "T4 (16 GB)", gradient_checkpointing: bool = True, overhead_gb: float = 1.0) -> dict:
-    """Predicted memory of QLoRA (NF4 + double quant, LoRA of `rank` on q, k, v, o) for a Llama-2 size.
+def training_plan(model: str = "Llama-2-7B", method: str = "qlora", rank: int = 16, seq_len: int = 512,
+                  batch: int = 1, gpu: str = "T4 (16 GB)", gradient_checkpointing: bool = True,
+                  overhead_gb: float = 1.0) -> dict:
+    """Predicted memory to train a Llama-2-architecture size by `method` (`full`, `lora` with LoRA of `rank`
+    on q, k, v, o, or `qlora`: the same LoRA on NF4 + double quant weights).
 
     Parameters are counted on the meta device; activations follow `activation_memory_gb` (16-bit).
     Returns the estimate by component (GiB), whether it fits `gpu` with `overhead_gb` to spare, and
@@ -197,12 +202,21 @@ def qlora_plan(model: str = "Llama-2-7B", rank: int = 16, seq_len: int = 512, ba
     adapter = layers * rank * (2 * (h + h) + 2 * (h + kv))  # q, o: h x h; k, v: h -> kv
     activations = activation_memory_gb(h, layers, shape["num_attention_heads"], batch, seq_len,
                                        gradient_checkpointing=gradient_checkpointing)
-    estimate = training_memory(n_params, "qlora", trainable_params=adapter, activations_gb=activations)
+    trainable = n_params if method == "full" else adapter
+    estimate = training_memory(n_params, method, trainable_params=trainable, activations_gb=activations)
     needed, available = estimate.total_gb + overhead_gb, GPUS[gpu]
     if needed <= available:
         verdict = f"fits: {needed:.1f} GiB of {available} GiB ({available - needed:.1f} GiB to spare)"
     else:
         verdict = (f"does not fit: needs {needed:.1f} GiB, {gpu} has {available} GiB, "
                    f"{needed - available:.1f} GiB missing")
-    return {"model": model, "parameters": n_params, "trainable": adapter, **estimate.as_row(),
+    return {"model": model, "parameters": n_params, "trainable": trainable, **estimate.as_row(),
             "needed_gb": needed, "gpu_gb": available, "fits": needed <= available, "verdict": verdict}
+
+
+def qlora_plan(model: str = "Llama-2-7B", rank: int = 16, seq_len: int = 512, batch: int = 1,
+               gpu: str = "T4 (16 GB)", gradient_checkpointing: bool = True, overhead_gb: float = 1.0) -> dict:
+    """Predicted memory of QLoRA (NF4 + double quant, LoRA of `rank` on q, k, v, o): `training_plan` with
+    method `qlora`."""
+    return training_plan(model, "qlora", rank=rank, seq_len=seq_len, batch=batch, gpu=gpu,
+                         gradient_checkpointing=gradient_checkpointing, overhead_gb=overhead_gb)

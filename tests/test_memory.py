@@ -44,3 +44,15 @@ def test_a_model_too_large_to_load_says_how_much_it_needs(monkeypatch):
     monkeypatch.setattr(memory, "available_memory_gb", lambda device="cpu": 0.1)
     with pytest.raises(MemoryError, match=r"134,515,008 parameters: 0.5 GiB .* only 0.1 GiB"):
         memory.check_fits_for_loading(cache_dir() / "models" / "smollm2-135m-instruct", torch.float32)
+
+
+def test_training_plan_counts_the_canonical_sizes_and_says_what_is_missing():
+    assert memory.training_plan("Llama-2-7B", "full")["parameters"] == 6_738_415_616
+    assert memory.training_plan("TinyLlama-1.1B", "lora")["parameters"] == 1_100_048_384
+    # LoRA r=16 on q, k, v, o of Llama-2-7B: 32 layers x 16 x (4096 + 4096) x 4 matrices
+    assert memory.training_plan("Llama-2-7B", "qlora")["trainable"] == 16_777_216
+    full = memory.training_plan("Llama-2-7B", "full", gpu="H100 (80 GB)")
+    assert not full["fits"] and f"{full['needed_gb'] - 80:.1f} GiB missing" in full["verdict"]
+    assert memory.qlora_plan("Llama-2-70B", gpu="T4 (16 GB)") == memory.training_plan("Llama-2-70B", "qlora", gpu="T4 (16 GB)")
+    with pytest.raises(ValueError, match="choose one of"):
+        memory.training_plan("Llama-9", "full")
