@@ -65,6 +65,15 @@ class PeakMemory:
             self.peak_gb = max(self._peak[0], psutil.Process(os.getpid()).memory_info().rss) / GIB
 
 
+def timed(function: Callable, *args, **kwargs) -> tuple[object, float, float]:
+    """Call `function`, return (its result, wall time in s, peak memory in GiB): for work that is not a
+    `train()` run, such as a library trainer's `.train()`."""
+    began = time.perf_counter()
+    with PeakMemory() as peak:
+        value = function(*args, **kwargs)
+    return value, time.perf_counter() - began, peak.peak_gb
+
+
 @dataclass
 class TrainResult:
     """What a run produced: per-step losses, evaluations, wall time (s), peak memory (GiB)."""

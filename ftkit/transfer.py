@@ -6,7 +6,6 @@ whose layer groups `ftkit.train.layer_groups` finds: embeddings, blocks 0 .. L-1
 """
 from __future__ import annotations
 
-import time
 from typing import Callable, Iterable
 
 import numpy as np
@@ -14,8 +13,8 @@ import torch
 from torch import nn
 
 from ftkit.params import count_parameters
-from ftkit.train import (PeakMemory, TrainResult, discriminative_param_groups, gradual_unfreezing, layer_groups,
-                         model_loss, slanted_triangular_scheduler, train, unfreezing_stages)
+from ftkit.train import (TrainResult, discriminative_param_groups, gradual_unfreezing, layer_groups, model_loss,
+                         slanted_triangular_scheduler, timed, train, unfreezing_stages)  # noqa: F401 (timed: notebook 03)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -245,14 +244,6 @@ def mask_share_by_group(model: nn.Module, masks: dict[str, torch.Tensor]) -> dic
         total = sum(p.numel() for p in params)
         shares[group] = kept / total
     return shares
-
-
-def timed(function: Callable, *args, **kwargs) -> tuple[object, float, float]:
-    """Call `function`, return (its result, wall time in s, peak memory in GiB)."""
-    began = time.perf_counter()
-    with PeakMemory() as peak:
-        value = function(*args, **kwargs)
-    return value, time.perf_counter() - began, peak.peak_gb
 
 
 # ---------------------------------------------------------------------------------------------------
