@@ -192,6 +192,25 @@ def load_sequence_classifier(name: str = MINILM_DISTILBERT, num_labels: int = 2,
     return model, tokenizer
 
 
+def load_reward_model(name: str = SMOLLM2, seed: int = 0, **kwargs):
+    """A decoder with a one-output score head (a reward model) and its tokenizer: `(model, tokenizer)`.
+
+    transformers reads the score at the last token that is not the pad token, so the model's
+    `pad_token_id` is set from the tokenizer (for SmolLM2 pad and eos are the same token).
+    The head is initialised from `seed`.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    where = _resolve(name, "causal_lm", SMOLLM2)
+    tokenizer = AutoTokenizer.from_pretrained(where)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(where, num_labels=1, use_safetensors=True, **kwargs)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
 def meta_model(name: str, num_labels: int | None = None):
     """A canonical architecture on the meta device, built from transformers' config defaults: no download.
 

@@ -74,3 +74,19 @@ def stacked_bar_chart(data, index: str, columns: list[str], *, title: str, xlabe
         ax.annotate(f"{total:,.1f}", (x, total), ha="center", va="bottom", fontsize=9)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return ax
+
+
+def metric_panels(data, x: str, metrics: dict[str, str], *, title: str, xlabel: str):
+    """One small line chart per column of `data` named in `metrics` (column -> y-axis label), side by
+    side under one title. Returns the figure."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    _theme()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5))
+    for ax, (column, label) in zip(axes, metrics.items()):
+        sns.lineplot(data=data, x=x, y=column, marker="o", ax=ax)
+        ax.set(title=label, xlabel=xlabel, ylabel=label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
