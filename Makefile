@@ -1,7 +1,7 @@
 # The course's commands. Set-up is idempotent: a second `make setup` takes a few seconds.
 #   make lab    set up, then JupyterLab on notebooks/
 #   make test   set up, then the unit tests and every notebook through nbval (smoke profile)
-#   make run    set up, then execute every notebook headless (cpu profile) into build/
+#   make run    set up, then execute every notebook headless (cpu profile) into build/, and build/report.html
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,8 +33,10 @@ lab: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# The report (build/report.html) is written even when a notebook failed; `make run` still fails then.
 run: setup
-	$(BIN)/python -m ftkit.run_notebooks --profile $(PROFILE) --out build $(NOTEBOOKS)
+	$(BIN)/python -m ftkit.run_notebooks --profile $(PROFILE) --out build $(NOTEBOOKS); status=$$?; \
+	$(BIN)/python -m ftkit.report --out build || exit 1; exit $$status
 	$(BIN)/python -m ftkit.readme
 
 clean-build:
