@@ -21,8 +21,8 @@ NOTEBOOKS = {
     "04_lora_distilbert": "LoRA from the matrix algebra up, peft, merging, swapping adapters",
     "05_qlora_llama": "NF4 from scratch, double quantization, paged optimizers, QLoRA summarization",
     "06_soft_prompts_adapters": "prompt tuning, prefix tuning, P-tuning, IA3, bottleneck adapters",
-    "07_rlhf": "a reward model from human ratings, PPO with a KL penalty, DPO",
-    "08_choosing_a_method": "every notebook's measured results side by side, scaling out",
+    "07_rlhf": "a reward model from human ratings, PPO with a KL penalty written out, DPO and GRPO",
+    "08_choosing_a_method": "every measured result side by side, a decision guide, memory at 1B/7B/70B, scaling out",
 }
 
 
