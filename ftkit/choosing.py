@@ -1,0 +1,132 @@
+"""Choosing a method: every notebook's measured results in one table, and a decision guide drawn from it.
+
+`course_table` turns the records of `ftkit.results` into one row per (method, task) with the method's
+family, its gain over the notebook's own baseline (signed so that positive is better, whatever the metric),
+its trainable share, peak memory and wall time. `head_to_head` keeps, per task, the best run of each
+family; `decision_guide` writes its sentences from those measurements and from `ftkit.memory`'s plans,
+so nothing in it is typed ahead of a run.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+# (family, words that identify it in a recorded method name), checked in this order.
+FAMILIES = (
+    ("prompting (no training)", ("zero-shot", "-shot prompt")),
+    ("preference tuning", ("PPO", "DPO", "GRPO")),
+    ("reward modelling", ("reward model",)),
+    ("QLoRA", ("QLoRA",)),
+    ("LoRA", ("LoRA",)),
+    ("soft prompts", ("prompt tuning", "prefix tuning", "P-tuning")),
+    ("adapters and IA3", ("adapter", "IA3")),
+    ("feature extraction", ("logistic regression", "head only")),
+    ("partial fine-tuning", ("top ",)),
+    ("full fine-tuning", ("full fine-tuning", "ULMFiT")),
+)
+LOWER_IS_BETTER = ("perplexity",)
+SCALES = ("TinyLlama-1.1B", "Llama-2-7B", "Llama-2-70B")
+GUIDE_GPUS = ("T4 (16 GB)", "A100 (40 GB)", "H100 (80 GB)")
+PLAN_METHODS = {"full fine-tuning": "full", "LoRA": "lora", "QLoRA": "qlora"}
+
+
+def method_family(method: str) -> str:
+    """The family of a recorded method name (e.g. `LoRA r=8 (q_lin, v_lin)` -> `LoRA`); `other` if none fits."""
+    for family, words in FAMILIES:
+        if any(word.lower() in method.lower() for word in words):
+            return family
+    return "other"
+
+
+def course_table(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained or prompted method with a baseline: family, task, metric, baseline, value,
+    `gain` (value - baseline, sign flipped where lower is better), `share_%`, peak memory, wall time."""
+    table = records.dropna(subset=["baseline"]).copy()
+    table["family"] = table["method"].map(method_family)
+    lower = table["metric"].str.contains("|".join(LOWER_IS_BETTER))
+    table["gain"] = (table["value"] - table["baseline"]).where(~lower, table["baseline"] - table["value"])
+    table["share_%"] = 100 * table["trainable_params"] / table["total_params"]
+    columns = ["notebook", "family", "method", "task", "metric", "baseline", "value", "gain", "trainable_params",
+               "share_%", "peak_memory_gb", "wall_time_s", "profile", "hardware"]
+    return table[columns].reset_index(drop=True)
+
+
+def head_to_head(table: pd.DataFrame) -> pd.DataFrame:
+    """For every task measured with more than one family: the best run (largest gain) of each family."""
+    best = table.loc[table.groupby(["task", "family"])["gain"].idxmax()]
+    shared = best.groupby("task")["family"].transform("nunique") > 1
+    return best[shared].sort_values(["task", "gain"], ascending=[True, False]).reset_index(drop=True)
+
+
+def memory_by_scale(scales=SCALES, gpus=GUIDE_GPUS, **settings) -> pd.DataFrame:
+    """Predicted training memory (GiB, `ftkit.memory.training_plan`) of full fine-tuning, LoRA and QLoRA at
+    each scale, and whether it fits each GPU. `settings` go to `training_plan` (rank, seq_len, batch)."""
+    from ftkit import memory
+
+    rows = []
+    for scale in scales:
+        for family, method in PLAN_METHODS.items():
+            plan = memory.training_plan(scale, method, gpu=gpus[0], **settings)
+            rows.append({"model": scale, "method": family, "needed_gb": plan["needed_gb"],
+                         **{gpu: plan["needed_gb"] <= memory.GPUS[gpu] for gpu in gpus}})
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: float, metric: str) -> str:
+    return f"{value:.1%}" if "accuracy" in metric or "share" in metric else f"{value:.3g}"
+
+
+def cheapest_good_enough(table: pd.DataFrame, keep: float = 0.9) -> pd.DataFrame:
+    """Per head-to-head task: the best family, and the family with the fewest trainable parameters that keeps
+    at least `keep` (e.g. 90%) of the best gain over the baseline."""
+    rows = []
+    for task, group in head_to_head(table).groupby("task"):
+        best = group.loc[group["gain"].idxmax()]
+        close = group[group["gain"] >= keep * best["gain"]]
+        cheapest = close.loc[close["trainable_params"].idxmin()]
+        rows.append({"task": task, "metric": best["metric"], "best": best["method"], "best_gain": best["gain"],
+                     "cheapest_keeping_most": cheapest["method"], "its_gain": cheapest["gain"],
+                     "its_share_%": cheapest["share_%"], "best_share_%": best["share_%"]})
+    return pd.DataFrame(rows)
+
+
+def _memory_sentence(memory_table: pd.DataFrame, family: str) -> str:
+    rows = memory_table[memory_table["method"] == family]
+    if rows.empty:
+        return ""
+    gpus = [c for c in memory_table.columns if c not in ("model", "method", "needed_gb")]
+    parts = []
+    for _, row in rows.iterrows():
+        smallest = next((gpu for gpu in gpus if row[gpu]), None)
+        parts.append(f"{row['model']} {row['needed_gb']:.0f} GiB (smallest GPU that fits: {smallest or 'none listed'})")
+    return " Predicted memory to train: " + "; ".join(parts) + "."
+
+
+def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame) -> str:
+    """Markdown: for each family, what the course measured (its best run per task, with share, time and
+    memory), how it fared against other families on the same task, and the memory it needs at scale."""
+    pairs = head_to_head(table)
+    lines = []
+    for family, _ in FAMILIES:
+        runs = table[table["family"] == family]
+        if runs.empty:
+            continue
+        best = runs.loc[runs.groupby("task")["gain"].idxmax()]
+        evidence = "; ".join(
+            f"{r.task}: {r.method} {_fmt(r.baseline, r.metric)} -> {_fmt(r.value, r.metric)} {r.metric}"
+            + (f", {r['share_%']:.3g}% of parameters" if pd.notna(r["share_%"]) and r["share_%"] < 100 else "")
+            + (f", {r.wall_time_s:.0f} s, {r.peak_memory_gb:.1f} GiB" if pd.notna(r.wall_time_s) else "")
+            for _, r in best.iterrows())
+        versus = []
+        for task, group in pairs[pairs["family"] != family].groupby("task"):
+            mine = pairs[(pairs["task"] == task) & (pairs["family"] == family)]
+            if mine.empty:
+                continue
+            mine = mine.iloc[0]
+            beaten = group[group["gain"] < mine["gain"]]["family"].tolist()
+            ahead = group[group["gain"] > mine["gain"]]["family"].tolist()
+            versus.append(f"on {task} it beat {', '.join(beaten) or 'none'}"
+                          + (f" and trailed {', '.join(ahead)}" if ahead else ""))
+        lines.append(f"- **{family}** ({len(runs)} run{'s' if len(runs) > 1 else ''}). Best per task: {evidence}."
+                     + (f" Head to head: {'; '.join(versus)}." if versus else "")
+                     + _memory_sentence(memory_table, family))
+    return "\n".join(lines)
