@@ -17,13 +17,19 @@ from ftkit.config import hardware_description
 from ftkit.results import REPO_ROOT, results_dir
 
 
+LOG = REPO_ROOT / "build" / "benchmark.log"  # what set-up and tests printed, for when one of them fails
+
+
 def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, int]:
     began = time.perf_counter()
-    completed = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    with LOG.open("a") as log:
+        completed = subprocess.run(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     return time.perf_counter() - began, completed.returncode
 
 
 def main() -> int:
+    LOG.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="ftkit-benchmark-") as tmp:
         clone = Path(tmp) / "course"
         subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
