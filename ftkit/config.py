@@ -50,9 +50,10 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "gpu": {"results_profile": "gpu"},
     },
     "07_rlhf": {
-        "smoke": {"n_train_pairs": 16, "n_held_out_pairs": 16, "max_length": 48, "reward_top_layers": 2,
+        # top layers as in cpu: the LoRA counts are pinned by nbval
+        "smoke": {"n_train_pairs": 16, "n_held_out_pairs": 16, "max_length": 48, "reward_top_layers": 6,
                   "reward_batch_size": 4, "reward_steps": 2, "reward_lr": 1e-3, "n_scatter": 16,
-                  "policy_top_layers": 2, "n_eval_prompts": 8, "max_new_tokens": 6, "beta": 0.05, "ppo_lr": 1e-3,
+                  "policy_top_layers": 10, "n_eval_prompts": 8, "max_new_tokens": 6, "beta": 0.05, "ppo_lr": 1e-3,
                   "entropy_coef": 0.001, "rollout_size": 4, "minibatch_size": 2, "ppo_epochs": 1, "ppo_iterations": 2,
                   "kl_bound": 15.0, "sweep_betas": [0.0], "sweep_iterations": 1, "dpo_steps": 2, "dpo_lr": 1e-3,
                   "dpo_beta": 0.1, "dpo_batch_size": 4, "grpo_steps": 1, "grpo_lr": 1e-3, "grpo_prompts_per_step": 2,
