@@ -356,14 +356,12 @@ def per_gpu_memory(model: str, method: str, n_gpus: int = 1, *, offload: bool = 
       at once (the one computing and the one prefetched). `offload`: the shards live in CPU memory.
     Activations (per GPU's micro-batch of `batch` x `seq_len`) and `overhead_gb` are not sharded.
     """
-    from ftkit.memory import BYTES_PER_WEIGHT, GIB, LLAMA2_SHAPES, training_memory
+    from ftkit.memory import BYTES_PER_WEIGHT, GIB, LLAMA2_SHAPES
 
     if method not in ("lora", "qlora"):
         raise ValueError(f"Unknown method {method!r}; choose lora or qlora.")
-    plan = _plan(model, rank, seq_len, batch, gradient_checkpointing)
-    estimate = training_memory(plan["parameters"], method, trainable_params=plan["trainable"],
-                               activations_gb=plan["activations_gb"])
-    states_gb = estimate.weights_gb + estimate.gradients_gb + estimate.optimizer_gb
+    plan = _plan(model, method, rank, seq_len, batch, gradient_checkpointing)
+    states_gb = plan["weights_gb"] + plan["gradients_gb"] + plan["optimizer_gb"]
     if n_gpus == 1:
         gathered_gb, sharded_gb = 0.0, states_gb
     else:
@@ -372,18 +370,19 @@ def per_gpu_memory(model: str, method: str, n_gpus: int = 1, *, offload: bool = 
         precision = "nf4" if method == "qlora" else "bf16"
         gathered_gb = (root * BYTES_PER_WEIGHT["bf16"] + 2 * per_layer * BYTES_PER_WEIGHT[precision]) / GIB
         sharded_gb = 0.0 if offload else states_gb / n_gpus
-    total = sharded_gb + gathered_gb + estimate.activations_gb + overhead_gb
+    total = sharded_gb + gathered_gb + plan["activations_gb"] + overhead_gb
     return {"model": model, "method": method, "gpus": n_gpus, "offload": offload, "sharded_gb": sharded_gb,
-            "gathered_gb": gathered_gb, "activations_gb": estimate.activations_gb, "overhead_gb": overhead_gb,
+            "gathered_gb": gathered_gb, "activations_gb": plan["activations_gb"], "overhead_gb": overhead_gb,
             "per_gpu_gb": total, "cpu_offload_gb": states_gb / n_gpus if offload else 0.0}
 
 
 @functools.lru_cache(maxsize=None)
-def _plan(model: str, rank: int, seq_len: int, batch: int, gradient_checkpointing: bool) -> dict:
-    """`ftkit.memory.qlora_plan` (parameters counted on the meta device), computed once per setting."""
-    from ftkit.memory import qlora_plan
+def _plan(model: str, method: str, rank: int, seq_len: int, batch: int, gradient_checkpointing: bool) -> dict:
+    """`ftkit.memory.training_plan` (parameters counted on the meta device), computed once per setting."""
+    from ftkit.memory import training_plan
 
-    return qlora_plan(model, rank=rank, seq_len=seq_len, batch=batch, gradient_checkpointing=gradient_checkpointing)
+    return training_plan(model, method, rank=rank, seq_len=seq_len, batch=batch,
+                         gradient_checkpointing=gradient_checkpointing)
 
 
 @functools.lru_cache(maxsize=None)
