@@ -85,3 +85,14 @@ def test_course_tasks_have_disjoint_held_out_splits():
     assert len(train) == 20 and len(test) == 10
     assert not {e["context"] for e in train} & {e["context"] for e in test}
     assert all(instructions.follows_format(e, e["output"]) for e in train + test)
+
+
+def test_length_grouped_batches_cover_every_row_once_and_pad_less():
+    lengths = [80 + (i % 5) * 50 for i in range(200)]  # five tasks of very different lengths, interleaved
+    grouped = instructions.length_grouped_batches(lengths, batch_size=4, seed=0, megabatch=10)
+    assert sorted(i for batch in grouped for i in batch) == list(range(200))
+    assert grouped == instructions.length_grouped_batches(lengths, batch_size=4, seed=0, megabatch=10)
+    assert grouped != instructions.length_grouped_batches(lengths, batch_size=4, seed=1, megabatch=10)
+    in_order = [list(range(i, i + 4)) for i in range(0, 200, 4)]
+    padded = lambda batches: sum(len(b) * max(lengths[i] for i in b) for b in batches)  # noqa: E731
+    assert padded(grouped) < 0.8 * padded(in_order)
