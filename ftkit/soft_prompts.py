@@ -7,6 +7,10 @@
   embeddings of a frozen model. Only the `n x hidden` prompt trains. peft's `PromptTuningConfig` does the
   same; `SoftPrompt` initialises from a text exactly as peft does, so the two agree number for number.
 - `nearest_tokens` reads a learned vector back as the vocabulary tokens closest to it by cosine similarity.
+- `prefix_from_text` starts prefix tuning where Li & Liang (2021) did: at the keys and values a real text
+  produces in every layer, in the layout of peft's `PrefixTuningConfig` (so a prefixed model starts out
+  computing exactly what the frozen model computes with that text in front of its input);
+  `fit_prefix_encoder` gives the reparameterised variant (prefix + MLP) the same start.
 """
 from __future__ import annotations
 
@@ -147,6 +151,39 @@ class SoftPrompt(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         ones = attention_mask.new_ones(batch, prompt.shape[1])
         return self.model(inputs_embeds=embeds, attention_mask=torch.cat([ones, attention_mask], dim=1), **kwargs)
+
+
+@torch.no_grad()
+def prefix_from_text(model: nn.Module, tokenizer, text: str, n_tokens: int) -> torch.Tensor:
+    """The keys and values that `text` (cut or repeated to `n_tokens` tokens) produces in every attention
+    layer of `model`, as one (n_tokens, layers x 2 x kv_width) matrix in the layout of peft's prefix
+    embedding: for each virtual token, layer 0's key then value, layer 1's key then value, and so on.
+
+    Copy it into `peft_model.prompt_encoder[name].embedding.weight` (prefix tuning without the MLP). Positions
+    match too: the prefix occupies positions 0..n-1 and peft's input starts after them.
+    """
+    device = next(model.parameters()).device
+    ids = torch.tensor([text_init_token_ids(tokenizer, text, n_tokens)], device=device)
+    cache = model(input_ids=ids, use_cache=True).past_key_values
+    per_layer = [tensor[0].transpose(0, 1).reshape(n_tokens, -1)  # (heads, n, head_dim) -> (n, heads x head_dim)
+                 for layer in cache.layers for tensor in (layer.keys, layer.values)]
+    return torch.cat(per_layer, dim=-1).float()
+
+
+def fit_prefix_encoder(encoder: nn.Module, target: torch.Tensor, steps: int = 2000, lr: float = 1e-3) -> float:
+    """Train peft's prefix encoder with the reparameterisation MLP (`prefix_projection=True`) so that its output
+    for the virtual tokens 0..n-1 equals `target` (from `prefix_from_text`): the MLP variant then starts where
+    the direct prefix does. A regression on n rows with no pass through the model: seconds.
+    Returns the relative error left, ||output - target|| / ||target||."""
+    tokens = torch.arange(target.shape[0], device=target.device)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = (encoder(tokens) - target).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return ((encoder(tokens) - target).norm() / target.norm()).item()
 
 
 @torch.no_grad()

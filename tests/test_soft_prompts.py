@@ -116,3 +116,37 @@ def test_serve_switches_prompts_per_row():
     alone_a = soft_prompts.serve(soft, tok, {"a": a}, [("a", "a b")])
     alone_b = soft_prompts.serve(soft, tok, {"b": b}, [("b", "a b")])
     assert mixed == alone_a + alone_b
+
+
+def test_prefix_from_text_makes_peft_prefix_tuning_compute_the_text_in_front():
+    from peft import PrefixTuningConfig, get_peft_model
+
+    tokenizer, text, n = FakeTokenizer(), "a b c", 5  # "a b c" repeated and cut: ids 1 2 3 1 2
+    prefixed = get_peft_model(tiny_llama(), PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=n))
+    base = tiny_llama()
+    start = soft_prompts.prefix_from_text(base, tokenizer, text, n)
+    assert start.shape == prefixed.prompt_encoder["default"].embedding.weight.shape
+    with torch.no_grad():
+        prefixed.prompt_encoder["default"].embedding.weight.copy_(start)
+        ids = torch.randint(0, 64, (2, 6))
+        mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+        got = prefixed(input_ids=ids, attention_mask=mask).logits
+        text_ids = torch.tensor([[1, 2, 3, 1, 2]] * 2)
+        text_mask = torch.ones(2, n, dtype=torch.long)
+        want = base(input_ids=torch.cat([text_ids, ids], 1), attention_mask=torch.cat([text_mask, mask], 1)).logits[:, n:]
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1, :4], want[1, :4])  # the padded row agrees on its real tokens
+
+
+def test_fit_prefix_encoder_makes_the_mlp_output_the_text_prefix():
+    from peft import PrefixTuningConfig, get_peft_model
+
+    n = 5
+    target = soft_prompts.prefix_from_text(tiny_llama(), FakeTokenizer(), "a b c", n)
+    torch.manual_seed(0)
+    prefixed = get_peft_model(tiny_llama(), PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=n,
+                                                               prefix_projection=True, encoder_hidden_size=16))
+    encoder = prefixed.prompt_encoder["default"]
+    before = ((encoder(torch.arange(n)) - target).norm() / target.norm()).item()
+    after = soft_prompts.fit_prefix_encoder(encoder, target, steps=1000)
+    assert before > 0.5 and after < 0.01
