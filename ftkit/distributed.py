@@ -106,10 +106,10 @@ def _tokenizer(name: str, task: str):
     """The tokenizer of a packaged model, Hub id or folder (pad token = eos for a decoder without one)."""
     from transformers import AutoTokenizer
 
-    from ftkit.models import MINILM_DISTILBERT, SMOLLM2, _resolve
+    from ftkit.models import MINILM_DISTILBERT, SMOLLM2, resolve_model_path
 
     packaged = MINILM_DISTILBERT if task == "lora" else SMOLLM2
-    tokenizer = AutoTokenizer.from_pretrained(_resolve(name, ROLES[task], packaged))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name, ROLES[task], packaged))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

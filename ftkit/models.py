@@ -133,8 +133,9 @@ def prepare_minilm_distilbert(force: bool = False) -> Path:
 # Loading
 # ---------------------------------------------------------------------------------------------------
 
-def _resolve(name: str, role: str, packaged_alternative: str) -> str | Path:
-    """A packaged name becomes its cached folder; a Hub id offline is an error naming the alternative."""
+def resolve_model_path(name: str, role: str, packaged_alternative: str) -> str | Path:
+    """Where to load `name` from: a packaged name becomes its cached folder, a folder stays itself, and a Hub id
+    offline is an error that names the packaged alternative."""
     from ftkit.config import MODEL_NAMES, model_source
 
     if name in PACKAGED_MODELS:
@@ -166,7 +167,7 @@ def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, **kw
 
     from ftkit.memory import check_fits_for_loading
 
-    where = _resolve(name, "causal_lm", SMOLLM2)
+    where = resolve_model_path(name, "causal_lm", SMOLLM2)
     if "quantization_config" not in kwargs:
         check_fits_for_loading(where, dtype)
     tokenizer = AutoTokenizer.from_pretrained(where)
@@ -184,7 +185,7 @@ def load_sequence_classifier(name: str = MINILM_DISTILBERT, num_labels: int = 2,
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    where = _resolve(name, "sequence_classifier", MINILM_DISTILBERT)
+    where = resolve_model_path(name, "sequence_classifier", MINILM_DISTILBERT)
     tokenizer = AutoTokenizer.from_pretrained(where)
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -201,7 +202,7 @@ def load_reward_model(name: str = SMOLLM2, seed: int = 0, **kwargs):
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    where = _resolve(name, "causal_lm", SMOLLM2)
+    where = resolve_model_path(name, "causal_lm", SMOLLM2)
     tokenizer = AutoTokenizer.from_pretrained(where)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

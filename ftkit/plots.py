@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 
-def _theme() -> None:
+def set_theme() -> None:
+    """The one seaborn theme every chart of the course uses."""
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook")
@@ -14,7 +15,7 @@ def bar_chart(data, x: str, y: str, *, title: str, xlabel: str, ylabel: str, hue
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    _theme()
+    set_theme()
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     sns.barplot(data=data, x=x, y=y, hue=hue, ax=ax)
@@ -37,7 +38,7 @@ def line_chart(data, x: str, y: str, *, title: str, xlabel: str, ylabel: str, hu
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    _theme()
+    set_theme()
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     sns.lineplot(data=data, x=x, y=y, hue=hue, ax=ax)
@@ -63,7 +64,7 @@ def stacked_bar_chart(data, index: str, columns: list[str], *, title: str, xlabe
     """Bars of `index` values made of stacked `columns` (e.g. memory components). Returns the axes."""
     import matplotlib.pyplot as plt
 
-    _theme()
+    set_theme()
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     frame = data.set_index(index)[columns]
@@ -82,7 +83,7 @@ def metric_panels(data, x: str, metrics: dict[str, str], *, title: str, xlabel: 
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    _theme()
+    set_theme()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5))
     for ax, (column, label) in zip(axes, metrics.items()):
         sns.lineplot(data=data, x=x, y=column, marker="o", ax=ax)

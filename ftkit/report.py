@@ -158,13 +158,13 @@ def quality_chart(table):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ftkit.plots import _theme
+    from ftkit.plots import set_theme
 
     excluded = table.metric.str.contains("|".join(SCORE_METRICS_EXCLUDED))
     points = table[~excluded & (table.trainable_params > 0) & table.value.between(0, 1)]
     if points.empty:
         return None
-    _theme()
+    set_theme()
     figure, ax = plt.subplots(figsize=(9, 5))
     sns.scatterplot(data=points, x="trainable_pct", y="value", hue="notebook", style="metric", s=70, ax=ax)
     ax.set_xscale("log")
