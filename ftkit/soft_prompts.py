@@ -153,7 +153,6 @@ class SoftPrompt(nn.Module):
         return self.model(inputs_embeds=embeds, attention_mask=torch.cat([ones, attention_mask], dim=1), **kwargs)
 
 
-@torch.no_grad()
 def prefix_from_text(model: nn.Module, tokenizer, text: str, n_tokens: int) -> torch.Tensor:
     """The keys and values that `text` (cut or repeated to `n_tokens` tokens) produces in every attention
     layer of `model`, as one (n_tokens, layers x 2 x kv_width) matrix in the layout of peft's prefix
@@ -162,9 +161,9 @@ def prefix_from_text(model: nn.Module, tokenizer, text: str, n_tokens: int) -> t
     Copy it into `peft_model.prompt_encoder[name].embedding.weight` (prefix tuning without the MLP). Positions
     match too: the prefix occupies positions 0..n-1 and peft's input starts after them.
     """
-    device = next(model.parameters()).device
-    ids = torch.tensor([text_init_token_ids(tokenizer, text, n_tokens)], device=device)
-    cache = model(input_ids=ids, use_cache=True).past_key_values
+    with evaluation_mode(model) as device:  # no dropout: the start must be the frozen model's own activations
+        ids = torch.tensor([text_init_token_ids(tokenizer, text, n_tokens)], device=device)
+        cache = model(input_ids=ids, use_cache=True).past_key_values
     per_layer = [tensor[0].transpose(0, 1).reshape(n_tokens, -1)  # (heads, n, head_dim) -> (n, heads x head_dim)
                  for layer in cache.layers for tensor in (layer.keys, layer.values)]
     return torch.cat(per_layer, dim=-1).float()
