@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+import statistics
 from contextlib import contextmanager
+from typing import Sequence
 
 import torch
 
@@ -86,3 +88,16 @@ def side_by_side(prompts: list[str], **columns: list[str]):
     import pandas as pd
 
     return pd.DataFrame({"prompt": prompts, **columns})
+
+
+def paired_difference(after: Sequence[float], before: Sequence[float]) -> tuple[float, float]:
+    """Mean of `after - before` over the same examples, and its standard error from the per-example
+    differences. Pairing removes how much the examples differ from each other (an easy sentence is easy for
+    both), so this is the yardstick for "better than before" on one shared test set. For 0/1 correctness it
+    gives the accuracy gain and its standard error."""
+    if len(after) != len(before):
+        raise ValueError(f"Both must score the same examples in the same order: got {len(after)} and {len(before)}.")
+    if len(after) < 2:
+        raise ValueError("A standard error needs at least two examples.")
+    differences = [a - b for a, b in zip(after, before)]
+    return statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(len(differences))

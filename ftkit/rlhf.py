@@ -496,10 +496,9 @@ def paired_gain(after: dict, before: dict) -> tuple[float, float]:
     """Mean reward gain of `after` over `before` (two `evaluate_policy` results on the same prompts) and its
     standard error from the per-prompt differences: pairing removes how much the prompts differ from each
     other, which is most of the spread, so this is the right yardstick for "better than before"."""
-    if len(after["scores"]) != len(before["scores"]):
-        raise ValueError("Both evaluations must score the same prompts, in the same order.")
-    differences = [a - b for a, b in zip(after["scores"], before["scores"])]
-    return statistics.fmean(differences), statistics.stdev(differences) / math.sqrt(len(differences))
+    from ftkit.evaluate import paired_difference
+
+    return paired_difference(after["scores"], before["scores"])
 
 
 def describe_beta_sweep(sweep: Sequence[dict], baseline: dict) -> str:

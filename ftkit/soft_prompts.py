@@ -92,16 +92,22 @@ def verbalizer_loss_fn(token_ids: Sequence[int]):
     return loss_fn
 
 
-def verbalizer_accuracy(model: nn.Module, loader, token_ids: Sequence[int]) -> float:
-    """Share of examples (0..1) whose label's verbalizer token gets the higher next-token logit."""
+def verbalizer_correct(model: nn.Module, loader, token_ids: Sequence[int]) -> list[int]:
+    """1 or 0 per example, in the loader's order: whether the label's verbalizer token gets the higher
+    next-token logit. Two models' lists on the same loader pair up (`evaluate.paired_difference`)."""
     with evaluation_mode(model) as device:
-        correct = total = 0
+        correct = []
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             predictions = verbalizer_scores(model, batch, token_ids).argmax(-1)
-            correct += (predictions == batch["labels"]).sum().item()
-            total += batch["labels"].numel()
-    return correct / total
+            correct += (predictions == batch["labels"]).long().tolist()
+    return correct
+
+
+def verbalizer_accuracy(model: nn.Module, loader, token_ids: Sequence[int]) -> float:
+    """Share of examples (0..1) whose label's verbalizer token gets the higher next-token logit."""
+    correct = verbalizer_correct(model, loader, token_ids)
+    return sum(correct) / len(correct)
 
 
 def text_init_token_ids(tokenizer, text: str, n_tokens: int) -> list[int]:
@@ -206,13 +212,14 @@ def nearest_tokens(vectors: torch.Tensor, embedding_matrix: torch.Tensor, tokeni
 def train_verbalizer(model: nn.Module, train_loader, eval_loader, token_ids: Sequence[int], *, steps: int,
                      lr: float, desc: str = "training", **train_kwargs):
     """Train `model` on the verbalizer loss for `steps` steps at `lr`, then measure its accuracy on
-    `eval_loader`. Returns the `ftkit.train.TrainResult`, whose last evaluation holds the accuracy (the
-    wall time is the training's alone)."""
+    `eval_loader`. Returns the `ftkit.train.TrainResult`, whose last evaluation holds the accuracy and the
+    per-example `correct` list (the wall time is the training's alone)."""
     from ftkit.train import train
 
     result = train(model, train_loader, steps=steps, lr=lr, loss_fn=verbalizer_loss_fn(token_ids), desc=desc,
                    **train_kwargs)
-    result.evaluations.append({"step": steps, "accuracy": verbalizer_accuracy(model, eval_loader, token_ids)})
+    correct = verbalizer_correct(model, eval_loader, token_ids)
+    result.evaluations.append({"step": steps, "accuracy": sum(correct) / len(correct), "correct": correct})
     return result
 
 

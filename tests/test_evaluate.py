@@ -46,3 +46,15 @@ def test_rouge_agrees_with_hand_counts():
     assert scores["rouge2"] == pytest.approx(2 * 1.0 * (2 / 3) / (1 + 2 / 3))
     with pytest.raises(ValueError, match="pair up"):
         evaluate.rouge(["a"], [])
+
+
+def test_paired_difference_uses_the_per_example_differences():
+    from ftkit.evaluate import paired_difference
+
+    gain, se = paired_difference([1, 1, 0, 1], [0, 1, 0, 0])  # differences 1, 0, 0, 1
+    assert gain == pytest.approx(0.5)
+    assert se == pytest.approx((1 / 3) ** 0.5 / 2)  # stdev sqrt(1/3) over sqrt(4)
+    # A constant shift has no spread once paired, however much the examples differ from each other.
+    assert paired_difference([10.1, 0.1, 5.1], [10.0, 0.0, 5.0]) == (pytest.approx(0.1), pytest.approx(0.0, abs=1e-12))
+    with pytest.raises(ValueError, match="same examples"):
+        paired_difference([1, 0], [1, 0, 1])

@@ -184,5 +184,5 @@ def test_paired_gain_uses_the_per_prompt_differences():
     gain, se = rlhf.paired_gain(after, before)
     assert gain == pytest.approx(1.0)
     assert se == pytest.approx(torch.tensor([1.0, 1.0, 1.5, 0.5]).std().item() / 2)
-    with pytest.raises(ValueError, match="same prompts"):
+    with pytest.raises(ValueError, match="same examples"):
         rlhf.paired_gain({"scores": [1.0]}, before)
