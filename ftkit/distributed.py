@@ -184,21 +184,6 @@ def summed_loss(model, batch: dict, task: str) -> torch.Tensor:
     return model(**batch, num_items_in_batch=1).loss
 
 
-def _batches(loader):
-    """The loader's batches, epoch after epoch (accelerate reshuffles each epoch the same on every rank)."""
-    epoch = 0
-    while True:
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        yielded = False
-        for batch in loader:
-            yielded = True
-            yield batch
-        if not yielded:
-            raise ValueError("The training data gave no batch: is the dataset empty?")
-        epoch += 1
-
-
 def sharded_accuracy(accelerator, model, loader) -> float:
     """Test accuracy (0..1) with the test set split over the processes and the predictions gathered
     (`gather_for_metrics` drops the examples accelerate repeats to even out the last batch)."""
@@ -221,11 +206,11 @@ def run_steps(accelerator, model, optimizer, scheduler, loader, *, task: str, st
     memory (GiB) of this process. `sync=False` skips DDP's gradient all-reduce: a demonstration only."""
     from tqdm.auto import tqdm
 
-    from ftkit.train import PeakMemory
+    from ftkit.train import PeakMemory, forever
 
     world = accelerator.num_processes
     losses, first_batch = [], None
-    data = _batches(loader)
+    data = forever(loader)
     model.train()
     began = time.perf_counter()
     with PeakMemory(accelerator.device) as peak, tqdm(total=steps, desc=f"{task} x{world}",

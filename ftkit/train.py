@@ -161,14 +161,20 @@ def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
     return progress["step"]
 
 
-def _forever(batches: Iterable) -> Iterable:
+def forever(batches: Iterable) -> Iterable:
+    """The batches, epoch after epoch. A loader with `set_epoch` (accelerate's prepared loaders) is told each
+    epoch's number first, so that it reshuffles, the same way on every process."""
+    epoch = 0
     while True:
+        if hasattr(batches, "set_epoch"):
+            batches.set_epoch(epoch)
         yielded = False
         for batch in batches:
             yielded = True
             yield batch
         if not yielded:
             raise ValueError("The training data gave no batch: is the dataset empty?")
+        epoch += 1
 
 
 def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.optim.Optimizer | None = None,
@@ -195,7 +201,7 @@ def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.o
     start = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, result) if checkpoint_dir else 0
     result.resumed_from_step = start
     checkpoint_every = checkpoint_every or eval_every or max(1, math.ceil(steps / 10))
-    data = _forever(batches)
+    data = forever(batches)
     # Skip the batches already seen so that a resumed run sees the same data as an uninterrupted one.
     for _ in range(start):
         next(data)
