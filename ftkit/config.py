@@ -77,7 +77,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "smoke": {"n_train": 64, "batch_size": 4, "steps": 2, "n_test": 16, "eval_batch_size": 16,
                   "sweep_steps": 1, "n_sweep": 8, "encoder_steps": 2, "n_shots": 2,
                   "sweep_rates": [1e-3, 1e-1]},
-        "cpu": {"n_train": 2000, "batch_size": 8, "steps": 60, "n_test": 160, "eval_batch_size": 16,
+        "cpu": {"n_train": 2000, "batch_size": 8, "steps": 60, "n_test": 400, "eval_batch_size": 16,
                 "sweep_steps": 5, "n_sweep": 32, "encoder_steps": 60, "n_shots": 2,
                 "sweep_rates": [1e-3, 1e-2, 1e-1]},
         "gpu": {"n_train": 8454, "batch_size": 16, "steps": 400, "n_test": 1057, "eval_batch_size": 64,
