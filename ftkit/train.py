@@ -327,12 +327,21 @@ def gradual_unfreezing(model: nn.Module, stage: int) -> list[str]:
     return [name for name, _ in unfrozen]
 
 
-def unfreezing_stages(total_steps: int, n_groups: int) -> list[int]:
-    """Steps per stage of gradual unfreezing: one stage per layer group, `n_groups` nearly equal shares of
-    `total_steps` (ULMFiT unfreezes one group per epoch; a short run gives each stage a share instead),
-    so the whole model trains only in the last share."""
+def unfreezing_stages(total_steps: int, n_groups: int, stage_steps: int | None = None) -> list[int]:
+    """Steps per stage of gradual unfreezing, one stage per layer group, so the whole model trains only in
+    the last stage.
+
+    - `stage_steps=None`: `n_groups` nearly equal shares of `total_steps` (a short run's compromise).
+    - `stage_steps=n`: ULMFiT's own recipe with n = one epoch of batches. Each group joins `n` steps after
+      the one above it, and the last stage (all groups) gets the rest of `total_steps`.
+    """
+    if stage_steps is not None:
+        joined = stage_steps * (n_groups - 1)
+        if stage_steps < 1 or total_steps <= joined:
+            raise ValueError(f"{total_steps} steps cannot give {n_groups - 1} stages {stage_steps} steps each and the "
+                             f"last stage at least one: ask for more than {joined} steps, or fewer per stage.")
+        return [stage_steps] * (n_groups - 1) + [total_steps - joined]
     if total_steps < n_groups:
         raise ValueError(f"{total_steps} steps cannot give each of {n_groups} unfreezing stages a step.")
-    stages = n_groups
-    base, extra = divmod(total_steps, stages)
-    return [base + (1 if i < extra else 0) for i in range(stages)]
+    base, extra = divmod(total_steps, n_groups)
+    return [base + (1 if i < extra else 0) for i in range(n_groups)]

@@ -119,16 +119,17 @@ def _merge(parts: list[TrainResult]) -> TrainResult:
 
 
 def fine_tune(model: nn.Module, batches: Iterable, *, steps: int, lr: float, slanted: bool = False,
-              discriminative: float | None = None, gradual: bool = False, cut_frac: float = 0.1,
-              ratio: float = 32, loss_fn: Callable = model_loss,
+              discriminative: float | None = None, gradual: bool = False, stage_steps: int | None = None,
+              cut_frac: float = 0.1, ratio: float = 32, loss_fn: Callable = model_loss,
               evaluate: Callable[[nn.Module], dict] | None = None, desc: str = "fine-tuning") -> TrainResult:
     """Train the model's trainable parameters for `steps` steps with AdamW (no weight decay) at `lr`.
 
     - `slanted`: slanted triangular rates (ULMFiT) instead of a constant rate.
     - `discriminative`: a factor (ULMFiT: 2.6); the head trains at `lr`, each group below at the rate
       above divided by the factor.
-    - `gradual`: gradual unfreezing, one more layer group from the top at each of len(groups) equal
-      shares of the steps (the model's requires_grad flags are set here, whatever they were).
+    - `gradual`: gradual unfreezing, one more layer group from the top at each stage (the model's
+      requires_grad flags are set here, whatever they were). The stages are len(groups) equal shares of
+      the steps, or, with `stage_steps` (ULMFiT: one epoch), that many steps each and the rest for the last.
     `evaluate(model)` runs once, at the end. Returns the `TrainResult` (stages merged into one).
     """
     if gradual:
@@ -149,10 +150,10 @@ def fine_tune(model: nn.Module, batches: Iterable, *, steps: int, lr: float, sla
                      evaluate=evaluate, desc=desc)
     n_groups = len(layer_groups(model))
     parts = []
-    for stage, stage_steps in enumerate(unfreezing_stages(steps, n_groups)):
+    for stage, steps_in_stage in enumerate(unfreezing_stages(steps, n_groups, stage_steps)):
         names = gradual_unfreezing(model, stage)
         last = stage == n_groups - 1
-        parts.append(train(model, batches, steps=stage_steps, optimizer=optimizer, scheduler=scheduler,
+        parts.append(train(model, batches, steps=steps_in_stage, optimizer=optimizer, scheduler=scheduler,
                            loss_fn=loss_fn, evaluate=evaluate if last else None,
                            desc=f"{desc} [{stage + 1}/{n_groups}: +{names[-1]}]"))
     return _merge(parts)

@@ -87,3 +87,9 @@ def test_unfreezing_stages_share_the_steps():
     assert sum(unfreezing_stages(37, 5)) == 37
     with pytest.raises(ValueError):
         unfreezing_stages(3, 8)
+
+
+def test_unfreezing_stages_of_one_epoch_each_leave_the_rest_to_the_last():
+    assert unfreezing_stages(100, 4, stage_steps=20) == [20, 20, 20, 40]
+    with pytest.raises(ValueError, match="more than 60 steps"):
+        unfreezing_stages(60, 4, stage_steps=20)

@@ -113,3 +113,13 @@ def test_gradual_fine_tuning_trains_every_group_by_the_end():
     assert result.evaluations == [{"step": 10, "accuracy": 0.5}]
     assert trainable_count(model) == sum(p.numel() for p in model.parameters())
     assert not torch.equal(model.distilbert.embeddings.word_embeddings.weight, embeddings_before)
+
+
+def test_gradual_fine_tuning_with_a_stage_length_gives_the_last_stage_the_rest():
+    model = tiny_classifier(layers=3)  # 5 groups: embeddings, 3 blocks, head
+    embeddings_before = model.distilbert.embeddings.word_embeddings.weight.detach().clone()
+    result = fine_tune(model, batches(4), steps=9, lr=1e-2, gradual=True, stage_steps=2)
+    assert result.steps == 9  # 4 stages of 2, then 1 step with every group
+    assert not torch.equal(model.distilbert.embeddings.word_embeddings.weight, embeddings_before)
+    with pytest.raises(ValueError, match="more than 8 steps"):
+        fine_tune(tiny_classifier(layers=3), batches(4), steps=8, lr=1e-2, gradual=True, stage_steps=2)
