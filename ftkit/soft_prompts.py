@@ -46,14 +46,18 @@ def few_shot_prefix(examples, template: str, words: Sequence[str] = SENTIMENT_WO
 
 
 def verbalizer_loader(dataset, tokenizer, template: str, *, batch_size: int, shuffle: bool = False, seed: int = 0,
-                      prefix: str = "", text_column: str = "text", label_column: str = "label") -> DataLoader:
+                      prefix: str = "", text_column: str = "text", label_column: str = "label",
+                      by_length: bool = False) -> DataLoader:
     """Batches of `prefix + template.format(text=...)` as `input_ids`/`attention_mask`, plus `labels`.
 
     Padding goes on the right, so each row's answer is predicted at its last real token. No truncation:
-    cutting a prompt would cut its question ("Answer:") first.
+    cutting a prompt would cut its question ("Answer:") first. `by_length` (for evaluation) orders the rows
+    from shortest to longest text, so each batch pads little; results come back in that fixed order.
     """
     if tokenizer.padding_side != "right":
         raise ValueError("verbalizer_loader expects right padding (tokenizer.padding_side = 'right').")
+    if by_length and shuffle:
+        raise ValueError("by_length orders the rows for evaluation; it cannot be combined with shuffle.")
 
     def collate(rows):
         prompts = [prefix + template.format(text=r[text_column]) for r in rows]
@@ -62,7 +66,12 @@ def verbalizer_loader(dataset, tokenizer, template: str, *, batch_size: int, shu
         return batch
 
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+    order = None
+    if by_length:  # the review's own tokens: the same order whatever prefix or template surrounds it
+        lengths = [len(ids) for ids in tokenizer(list(dataset[text_column]))["input_ids"]]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, sampler=order,
+                      collate_fn=collate)
 
 
 def verbalizer_logits(logits: torch.Tensor, attention_mask: torch.Tensor, token_ids: Sequence[int]) -> torch.Tensor:

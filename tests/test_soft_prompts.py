@@ -150,3 +150,22 @@ def test_fit_prefix_encoder_makes_the_mlp_output_the_text_prefix():
     before = ((encoder(torch.arange(n)) - target).norm() / target.norm()).item()
     after = soft_prompts.fit_prefix_encoder(encoder, target, steps=1000)
     assert before > 0.5 and after < 0.01
+
+
+def test_a_loader_by_length_keeps_every_row_once_and_pads_little():
+    from datasets import Dataset
+    from test_rlhf import tiny_tokenizer
+
+    texts = ["good film is a great plot", "bad", "the film is good", "a", "bad plot is bad", "great"]
+    rows = Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0, 0, 1]})
+    tok = tiny_tokenizer()
+    loader = soft_prompts.verbalizer_loader(rows, tok, "review: {text}", batch_size=2, by_length=True)
+    batches = list(loader)
+    widths = [b["input_ids"].shape[1] for b in batches]
+    assert widths == sorted(widths) and sum(len(b["labels"]) for b in batches) == len(texts)
+    padded = sum(int((b["attention_mask"] == 0).sum()) for b in batches)
+    plain = soft_prompts.verbalizer_loader(rows, tok, "review: {text}", batch_size=2)
+    assert padded < sum(int((b["attention_mask"] == 0).sum()) for b in plain)
+    assert sorted(label for b in batches for label in b["labels"].tolist()) == sorted(rows["label"])
+    with pytest.raises(ValueError, match="cannot be combined with shuffle"):
+        soft_prompts.verbalizer_loader(rows, tok, "review: {text}", batch_size=2, by_length=True, shuffle=True)
