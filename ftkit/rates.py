@@ -126,20 +126,16 @@ def table(path, methods):
     return rows.assign(**{"accuracy (%)": 100 * rows["accuracy"]})
 
 
-def recorded_path() -> Path:
+def main(argv: list[str] | None = None) -> int:
     from ftkit.results import results_dir
 
-    return results_dir() / "sweeps" / f"{NOTEBOOK.split('_')[0]}_rates.json"
-
-
-def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
     parser.add_argument("--methods", nargs="+", default=list(RATES), choices=list(RATES))
     parser.add_argument("--validation-sentences", type=int, default=320)
     args = parser.parse_args(argv)
     found = sweep(args.profile, args.validation_sentences, {m: RATES[m] for m in args.methods})
-    path = recorded_path()
+    path = results_dir() / "sweeps" / "06_rates.json"
     if path.exists():
         found = merge(json.loads(path.read_text()), found)
     path.parent.mkdir(parents=True, exist_ok=True)
