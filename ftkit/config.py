@@ -102,7 +102,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
                   "steps": 8, "lr": 1e-4, "ulmfit_lr": 1e-3, "head_steps": 8, "head_lr": 1e-3, "factor": 2.6,
                   "depths": [1], "mask_depth": 1, "importance_batches": 1},
         "cpu": {"n_train": 2000, "n_test": 1057, "max_length": 64, "batch_size": 16, "eval_batch_size": 64,
-                "steps": 125, "lr": 1e-4, "ulmfit_lr": 2e-3, "head_steps": 500, "head_lr": 1e-3, "factor": 2.6,
+                "steps": 125, "lr": 1e-4, "ulmfit_lr": 4e-3, "head_steps": 500, "head_lr": 1e-3, "factor": 2.6,
                 "depths": [1, 2, 4], "mask_depth": 1, "importance_batches": 8},
         "gpu": {"n_train": 8454, "n_test": 1057, "max_length": 128, "batch_size": 32, "eval_batch_size": 128,
                 "steps": 800, "lr": 1e-4, "ulmfit_lr": 1e-3, "head_steps": 2000, "head_lr": 1e-3, "factor": 2.6,
