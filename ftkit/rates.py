@@ -7,9 +7,10 @@ on validation sentences that neither the notebook's tests nor its exercises use:
   fitted to them); the best rate on validation is the one the notebook uses;
 - prompt tuning and LoRA, as the notebook builds them, show how far apart two methods' good rates are.
 
-Rows go to `results/sweeps/06_rates.json`; a rerun of some methods replaces their rows and keeps the
-others. A test checks that the notebook's prefix rates are the file's choice. In the cpu profile each run
-is as long as one of the notebook's; the file records how long each sweep took.
+Rows go to `results/sweeps/06_rates.json` (another profile's to `06_rates_<profile>.json`); a rerun of
+some methods replaces their rows and keeps the others. A test checks that the notebook's prefix rates are
+the file's choice. In the cpu profile each run is as long as one of the notebook's; the file records how
+long each sweep took.
 """
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ def table(path, methods):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ftkit.results import results_dir
+    from ftkit.results import sweep_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-sentences", type=int, default=320)
     args = parser.parse_args(argv)
     found = sweep(args.profile, args.validation_sentences, {m: RATES[m] for m in args.methods})
-    path = results_dir() / "sweeps" / "06_rates.json"
+    path = sweep_path("06_rates", args.profile)
     if path.exists():
         found = merge(json.loads(path.read_text()), found)
     path.parent.mkdir(parents=True, exist_ok=True)

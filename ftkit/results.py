@@ -23,6 +23,13 @@ def results_dir() -> Path:
     return Path(os.environ.get("FTKIT_RESULTS", REPO_ROOT / "results"))
 
 
+def sweep_path(name: str, profile: str) -> Path:
+    """Where a validation sweep is written: `sweeps/<name>.json` for the cpu profile, whose sweeps the
+    notebooks show and the tests check, and `sweeps/<name>_<profile>.json` for the others, so that a smoke
+    or gpu sweep never replaces the recorded cpu one."""
+    return results_dir() / "sweeps" / (f"{name}.json" if profile == "cpu" else f"{name}_{profile}.json")
+
+
 def record(config, method: str, *, task: str, metric: str, value: float, baseline: float | None = None,
            trainable_params: int | None = None, total_params: int | None = None,
            peak_memory_gb: float | None = None, wall_time_s: float | None = None, **extra) -> dict:

@@ -9,7 +9,8 @@ on the validation split, which the notebook never uses:
 - full fine-tuning at three seeds (the head's initialisation and the batch order): how far an accuracy moves
   by chance alone, the yardstick for every gap in the table.
 
-The rows go to `results/sweeps/03_ulmfit.json`; a test checks that the notebook's `ulmfit_lr` is its choice.
+The rows go to `results/sweeps/03_ulmfit.json` (another profile's to `03_ulmfit_<profile>.json`); a test checks
+that the notebook's `ulmfit_lr` is its choice.
 """
 from __future__ import annotations
 
@@ -83,13 +84,13 @@ def show(path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ftkit.results import results_dir
+    from ftkit.results import sweep_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
     args = parser.parse_args(argv)
     found = sweep(args.profile)
-    path = results_dir() / "sweeps" / "03_ulmfit.json"
+    path = sweep_path("03_ulmfit", args.profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(found, indent=1) + "\n")
     show(path)

@@ -24,3 +24,9 @@ def test_records_are_written_replaced_and_loaded(tmp_path, monkeypatch):
 
 def test_an_empty_folder_gives_an_empty_table(tmp_path):
     assert results.load_results(tmp_path).empty
+
+
+def test_only_the_cpu_profiles_sweep_takes_the_name_the_notebooks_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTKIT_RESULTS", str(tmp_path))
+    assert results.sweep_path("03_ulmfit", "cpu") == tmp_path / "sweeps" / "03_ulmfit.json"
+    assert results.sweep_path("03_ulmfit", "smoke") == tmp_path / "sweeps" / "03_ulmfit_smoke.json"
