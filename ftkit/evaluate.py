@@ -24,16 +24,22 @@ def evaluation_mode(model):
         model.train(was_training)
 
 
-def classification_accuracy(model, loader) -> float:
-    """Share of examples (0..1) whose arg-max logit equals the label, over a `classification_loader`."""
+def classification_correct(model, loader) -> list[int]:
+    """1 or 0 per example of a `classification_loader`, in its order: is the arg-max logit the label?
+    Two models' lists over the same loader give a paired comparison (`paired_difference`)."""
     with evaluation_mode(model) as device:
-        correct = total = 0
+        correct = []
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             labels = batch.pop("labels")
-            correct += (model(**batch).logits.argmax(-1) == labels).sum().item()
-            total += labels.numel()
-    return correct / total
+            correct += (model(**batch).logits.argmax(-1) == labels).int().tolist()
+    return correct
+
+
+def classification_accuracy(model, loader) -> float:
+    """Share of examples (0..1) whose arg-max logit equals the label, over a `classification_loader`."""
+    correct = classification_correct(model, loader)
+    return sum(correct) / len(correct)
 
 
 def perplexity(model, loader) -> float:

@@ -42,13 +42,16 @@ def sweep(profile: str = "cpu", rates=RATES, seeds=SEEDS) -> dict:
     validation_loader = batching.classification_loader(validation, batch_size=budget.eval_batch_size, **loader_args)
     rows = []
 
+    def training_batches(seed: int):
+        return batching.classification_loader(train_set, batch_size=budget.batch_size, shuffle=True, seed=seed,
+                                              **loader_args)
+
     def run(variant: str, lr: float, seed: int = cfg.seed, steps: int = budget.steps, **techniques) -> float:
         config.seed_everything(seed)
         model, _ = models.load_sequence_classifier(cfg.model_name("sequence_classifier"), num_labels=2, seed=seed)
-        batches = batching.classification_loader(train_set, batch_size=budget.batch_size, shuffle=True, seed=seed,
-                                                 **loader_args)
         began = time.perf_counter()
-        transfer.fine_tune(model, batches, steps=steps, lr=lr, desc=f"{variant}, lr {lr:g}, seed {seed}", **techniques)
+        transfer.fine_tune(model, training_batches(seed), steps=steps, lr=lr, desc=f"{variant}, lr {lr:g}, seed {seed}",
+                           **techniques)
         accuracy = evaluate.classification_accuracy(model, validation_loader)
         rows.append({"variant": variant, "learning_rate": lr, "seed": seed, "steps": steps, "accuracy": accuracy,
                      "seconds": round(time.perf_counter() - began, 1)})
@@ -58,7 +61,7 @@ def sweep(profile: str = "cpu", rates=RATES, seeds=SEEDS) -> dict:
     all_three = dict(slanted=True, discriminative=budget.factor, gradual=True)
     by_rate = {lr: run(COMBINATION, lr, **all_three) for lr in rates}
     chosen = max(by_rate, key=by_rate.get)
-    epoch = -(-budget.n_train // budget.batch_size)  # batches in one pass over the training sentences
+    epoch = len(training_batches(cfg.seed))
     run("ULMFiT, one epoch per stage", chosen, steps=n_groups * epoch, stage_steps=epoch, **all_three)
     run("ULMFiT without gradual unfreezing", chosen, **{**all_three, "gradual": False})
     for seed in seeds:

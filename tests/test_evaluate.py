@@ -21,6 +21,12 @@ def test_accuracy_counts_argmax_matches():
     assert evaluate.classification_accuracy(FixedClassifier(), loader) == pytest.approx(2 / 3)
 
 
+def test_correct_lists_each_example_in_the_loaders_order():
+    loader = [{"x": torch.tensor([[1.0], [-1.0]]), "labels": torch.tensor([0, 0])},
+              {"x": torch.tensor([[2.0]]), "labels": torch.tensor([1])}]
+    assert evaluate.classification_correct(FixedClassifier(), loader) == [1, 0, 0]
+
+
 class UniformLM(nn.Module):
     """Predicts every token of a vocabulary of 10 with equal probability: perplexity must be 10."""
 
