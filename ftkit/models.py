@@ -156,12 +156,33 @@ def resolve_model_path(name: str, role: str, packaged_alternative: str) -> str |
     return name
 
 
-def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, **kwargs):
-    """A decoder and its tokenizer: `(model, tokenizer)`.
+def default_device() -> str:
+    """Where the course's models run unless told otherwise: `cuda` when a GPU is present, else `cpu`."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _placed(model, device: str | None, kwargs: dict):
+    """`model` on `device` (default: the GPU when there is one). A model loaded with a `device_map`
+    (as quantized ones are) was placed while loading and stays where it is."""
+    if "device_map" in kwargs or getattr(model, "hf_device_map", None):
+        return model
+    return model.to(device or default_device())
+
+
+def _placement(device: str | None, kwargs: dict) -> dict:
+    """Quantized weights must be created on their device: bitsandbytes quantizes as it places them."""
+    if "quantization_config" in kwargs and "device_map" not in kwargs:
+        return {**kwargs, "device_map": {"": device or default_device()}}
+    return kwargs
+
+
+def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, device: str | None = None, **kwargs):
+    """A decoder and its tokenizer: `(model, tokenizer)`, the model on `device` (default: the GPU if any).
 
     `name` is `smollm2-135m-instruct` (packaged), a Hub id such as `NousResearch/Llama-2-7b-hf`, or a
     folder. Extra keyword arguments (`quantization_config`, `device_map`, ...) go to `from_pretrained`.
-    The tokenizer gets a pad token if it has none (the eos token), padding on the right.
+    The tokenizer gets a pad token if it has none (the eos token), padding on the right. A model whose
+    weights in `dtype` would not fit the device is refused before any weight is read.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -169,16 +190,19 @@ def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, **kw
 
     where = resolve_model_path(name, "causal_lm", SMOLLM2)
     if "quantization_config" not in kwargs:
-        check_fits_for_loading(where, dtype)
+        check_fits_for_loading(where, dtype, device or default_device())
     tokenizer = AutoTokenizer.from_pretrained(where)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    kwargs = _placement(device, kwargs)
     model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, use_safetensors=True, **kwargs)
-    return model, tokenizer
+    return _placed(model, device, kwargs), tokenizer
 
 
-def load_sequence_classifier(name: str = MINILM_DISTILBERT, num_labels: int = 2, seed: int = 0, **kwargs):
-    """An encoder with a fresh `num_labels`-way classification head and its tokenizer: `(model, tokenizer)`.
+def load_sequence_classifier(name: str = MINILM_DISTILBERT, num_labels: int = 2, seed: int = 0,
+                             device: str | None = None, **kwargs):
+    """An encoder with a fresh `num_labels`-way classification head and its tokenizer: `(model, tokenizer)`,
+    the model on `device` (default: the GPU if any).
 
     `name` is `minilm-l6-as-distilbert` (packaged), a Hub id such as `distilbert-base-uncased`, or a
     folder. The head is initialised from `seed`, so every variant in a notebook starts from the same head.
@@ -190,11 +214,12 @@ def load_sequence_classifier(name: str = MINILM_DISTILBERT, num_labels: int = 2,
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(
         where, num_labels=num_labels, use_safetensors=True, **kwargs)
-    return model, tokenizer
+    return _placed(model, device, kwargs), tokenizer
 
 
-def load_reward_model(name: str = SMOLLM2, seed: int = 0, **kwargs):
-    """A decoder with a one-output score head (a reward model) and its tokenizer: `(model, tokenizer)`.
+def load_reward_model(name: str = SMOLLM2, seed: int = 0, device: str | None = None, **kwargs):
+    """A decoder with a one-output score head (a reward model) and its tokenizer: `(model, tokenizer)`,
+    the model on `device` (default: the GPU if any).
 
     transformers reads the score at the last token that is not the pad token, so the model's
     `pad_token_id` is set from the tokenizer (for SmolLM2 pad and eos are the same token).
@@ -209,7 +234,7 @@ def load_reward_model(name: str = SMOLLM2, seed: int = 0, **kwargs):
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(where, num_labels=1, use_safetensors=True, **kwargs)
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return _placed(model, device, kwargs), tokenizer
 
 
 def meta_model(name: str, num_labels: int | None = None):

@@ -60,3 +60,39 @@ def test_seeding_repeats_random_numbers():
     first = torch.rand(3)
     config.seed_everything(3)
     assert torch.equal(first, torch.rand(3))
+
+
+def test_the_cpu_profile_never_loads_llama_2_7b_and_the_gpu_profile_does_from_the_hub():
+    for source in config.MODEL_SOURCES:
+        for role in config.MODEL_NAMES:
+            assert "7b" not in config.model_for(role, source, "cpu").lower(), (role, source)
+    assert config.model_for("llama", "hub", "gpu") == "NousResearch/Llama-2-7b-hf"
+    assert config.model_for("llama", "offline", "gpu") == "smollm2-135m-instruct"
+    assert config.model_for("sequence_classifier", "hub", "cpu") == "distilbert-base-uncased"
+    with pytest.raises(ValueError, match="profile one of"):
+        config.model_for("llama", "hub", "laptop")
+
+
+def test_every_notebook_says_what_it_loads():
+    assert set(config.NOTEBOOK_USES) == set(config.BUDGETS)
+    known = set(config.MODEL_NAMES) | set(config.DATA_NAMES)
+    for uses in config.NOTEBOOK_USES.values():
+        assert all(u in known or u[0].isupper() for u in uses), uses  # roles, data sets, or a packaged set's name
+
+
+@pytest.mark.parametrize("cuda, reachable, expected", [(False, True, "offline"), (True, False, "offline"),
+                                                        (True, True, "hub")])
+def test_the_source_defaults_to_the_hub_only_on_a_gpu_that_reaches_it(monkeypatch, cuda, reachable, expected):
+    monkeypatch.delenv("FTKIT_MODELS", raising=False)
+    monkeypatch.setattr(config, "device_name", lambda: "cuda" if cuda else "cpu")
+    monkeypatch.setattr(config, "hub_reachable", lambda timeout_s=2.0: reachable)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    assert config.model_source() == expected
+    monkeypatch.setenv("FTKIT_MODELS", "offline")  # undo what model_source wrote, as the test began
+
+
+def test_the_run_config_carries_the_precision_policy():
+    run = config.setup("00_start_here", profile="smoke", models="offline", verbose=False)
+    assert run.precision.device == run.device
+    assert "compute dtype" in config.describe(run)
