@@ -1,6 +1,9 @@
 # The course's commands. Set-up is idempotent: a second `make setup` takes a few seconds.
 #   make lab    set up, then JupyterLab on notebooks/
 #   make test   set up, then the unit tests and every notebook through nbval (smoke profile)
+#   make test-hub  every notebook through nbval (smoke) with FTKIT_MODELS=hub, against an emulated Hub
+#   make gpu-smoke every notebook's smoke budget on CUDA with the emulated Hub's tiny models; fails if a
+#                  parameter or batch stays on the CPU (needs a CUDA machine; never part of make test)
 #   make run    set up, then execute every notebook headless (cpu profile) into build/, and build/report.html
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +17,9 @@ STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup lab test run clean-build
+EMULATED_HUB ?= $(FTKIT_CACHE)/emulated-hub
+
+.PHONY: setup lab test test-hub gpu-smoke emulated-hub run clean-build
 
 setup: $(STAMP)
 	$(BIN)/python -m ftkit.prepare
@@ -32,6 +37,15 @@ lab: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+emulated-hub: setup
+	$(BIN)/python tests/emulated_hub.py $(EMULATED_HUB)
+
+test-hub: emulated-hub
+	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub $(BIN)/python -m pytest notebooks
+
+gpu-smoke: emulated-hub
+	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub FTKIT_REQUIRE_DEVICE=cuda $(BIN)/python -m pytest notebooks
 
 # The report (build/report.html) is written even when a notebook failed; `make run` still fails then.
 run: setup

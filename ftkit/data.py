@@ -87,7 +87,8 @@ def load_sentiment(domain: str = "movies", seed: int = 0, source: str | None = N
     ~20 people on -4..4 (`rating`); sentences rated exactly 0 are dropped. `domain` is `movies` (Rotten
     Tomatoes snippets, 10,605 sentences), `products` (Amazon), `tweets` or `editorials` (New York Times).
     From the Hub (`source="hub"`, movies only): IMDB reviews, with `rating` left empty.
-    Columns: `text`, `label`, `rating`.
+    Columns: `text`, `label`, `rating`. Every split comes in a seeded random order (from the Hub, also
+    stratified by label: `stratified_order`), so its first n rows are a fair sample of it.
     """
     from datasets import ClassLabel, Dataset
 
@@ -106,14 +107,35 @@ def load_sentiment(domain: str = "movies", seed: int = 0, source: str | None = N
     return _split(dataset, seed, stratify="label")
 
 
+def stratified_order(dataset, seed: int, column: str = "label"):
+    """The rows of `dataset` in a seeded order whose every prefix holds each label in its overall share.
+
+    Each label's rows are shuffled, then the labels are interleaved by their rank within the label
+    ((i + 0.5) / count), so the first n rows are a stratified sample for every n. Stored splits are
+    often sorted (IMDB's test split lists all 12,500 negative reviews first): their first rows are one class.
+    """
+    import random
+
+    rng = random.Random(seed)
+    by_label: dict = {}
+    for index, label in enumerate(dataset[column]):
+        by_label.setdefault(label, []).append(index)
+    keyed = []
+    for label in sorted(by_label):
+        rows = by_label[label]
+        rng.shuffle(rows)
+        keyed += [((rank + 0.5) / len(rows), label, row) for rank, row in enumerate(rows)]
+    return dataset.select([row for _, _, row in sorted(keyed)])
+
+
 def _imdb(seed: int):
+    """IMDB from the Hub: validation carved out of train; every split in a seeded stratified order."""
     from datasets import DatasetDict, load_dataset
 
     imdb = load_dataset("stanfordnlp/imdb")
     parts = imdb["train"].train_test_split(test_size=0.1, seed=seed, stratify_by_column="label")
-    with_rating = lambda d: d.add_column("rating", [None] * len(d))  # noqa: E731
-    return DatasetDict(train=with_rating(parts["train"]), validation=with_rating(parts["test"]),
-                       test=with_rating(imdb["test"]))
+    ready = lambda d: stratified_order(d, seed).add_column("rating", [None] * len(d))  # noqa: E731
+    return DatasetDict(train=ready(parts["train"]), validation=ready(parts["test"]), test=ready(imdb["test"]))
 
 
 def load_sentiment_ratings(domain: str = "movies"):
@@ -194,11 +216,13 @@ def load_python_docs(seed: int = 0, test_share: float = 0.15):
     return DatasetDict(train=Dataset.from_list(as_rows(names[n_test:])), test=Dataset.from_list(as_rows(names[:n_test])))
 
 
-def load_dialogue_summaries(source: str | None = None):
-    """Dialogues with reference summaries: a `DatasetDict` with train/validation/test.
+def load_dialogue_summaries(source: str | None = None, seed: int = 0):
+    """Dialogues with reference summaries: a `DatasetDict` with train/validation/test, one row per dialogue.
 
     Offline: the course's own set in `data/dialogues/` (original, written for the course; see its data
-    card). From the Hub: DialogSum. Columns: `id`, `dialogue` (`Name: text` lines), `summary`, `topic`.
+    card). From the Hub: DialogSum, each split in a seeded random order. Columns: `id`, `dialogue`
+    (`Name: text` lines), `summary` (the first reference), `topic`, `references` (every reference summary:
+    DialogSum's test split has three per dialogue, stored as three consecutive rows; score against all of them).
     """
     from datasets import DatasetDict, load_dataset
 
@@ -206,13 +230,33 @@ def load_dialogue_summaries(source: str | None = None):
 
     if model_source(source) == "hub":
         dialogsum = load_dataset("knkarthick/dialogsum")
-        return DatasetDict({split: dialogsum[split].select_columns(["id", "dialogue", "summary", "topic"])
-                            for split in SPLITS})
+        return DatasetDict({split: with_all_references(dialogsum[split]).shuffle(seed=seed) for split in SPLITS})
     missing = [s for s in SPLITS if not (DIALOGUES_DIR / f"{s}.jsonl").exists()]
     if missing:
         raise PackagedAssetMissing(f"{DIALOGUES_DIR} lacks {', '.join(missing)}.jsonl: the set ships with the "
                                    "course repository; run from a clone of it.")
-    return load_dataset("json", data_files={s: str(DIALOGUES_DIR / f"{s}.jsonl") for s in SPLITS})
+    splits = load_dataset("json", data_files={s: str(DIALOGUES_DIR / f"{s}.jsonl") for s in SPLITS})
+    return DatasetDict({split: part.add_column("references", [[summary] for summary in part["summary"]])
+                        for split, part in splits.items()})
+
+
+def with_all_references(split):
+    """One row per distinct dialogue, its reference summaries gathered into `references` (in stored order).
+
+    DialogSum's test split stores each dialogue three times in a row, once per annotator's summary, under
+    ids `test_<n>_1`..`test_<n>_3`; scoring every row would count each dialogue three times.
+    """
+    from datasets import Dataset
+
+    rows: dict[str, dict] = {}
+    for row in split:
+        key = row["dialogue"]
+        if key not in rows:
+            rows[key] = {"id": row["id"].rsplit("_", 1)[0] if row["id"].count("_") > 1 else row["id"],
+                         "dialogue": row["dialogue"], "summary": row["summary"], "topic": row["topic"],
+                         "references": []}
+        rows[key]["references"].append(row["summary"])
+    return Dataset.from_list(list(rows.values()))
 
 
 def dialogue_statistics(splits) -> str:

@@ -24,8 +24,9 @@ def test_split_sizes(dialogues):
 
 def test_schema(dialogues):
     for split in dialogues.values():
-        assert split.column_names == ["id", "dialogue", "summary", "topic"]
+        assert split.column_names == ["id", "dialogue", "summary", "topic", "references"]
         for row in split:
+            assert row["references"] == [row["summary"]], row["id"]  # one reference each in the course's set
             lines = row["dialogue"].split("\n")
             assert 4 <= len(lines) <= 14, row["id"]
             assert all(re.fullmatch(r"[^:\n]{1,30}: \S.*", line) for line in lines), row["id"]
