@@ -1,9 +1,9 @@
 """Regenerate the README's measured tables from the results files: `python -m ftkit.readme`.
 
 The README holds no hand-typed measurement: its notebook map (with each notebook's run time per
-profile, from `results/timings/notebooks.json`, written by `make run`) and its set-up and test-suite
-times (from `results/timings/setup.json`, written by `python -m ftkit.benchmark`) are generated here,
-between marker comments. `tests/test_readme.py` checks that they are current.
+profile, from `results/timings/notebooks.json`, written by `make run`), its set-up and test-suite
+times (from `results/timings/setup.json`, written by `python -m ftkit.benchmark`) and its table of what
+each notebook loads on each path (from `ftkit.config`) are generated here, between marker comments. `tests/test_readme.py` checks that they are current.
 """
 from __future__ import annotations
 
@@ -59,7 +59,28 @@ def setup_timings() -> str:
             f"{'' if t['tests_ok'] else ' (failed)'}.")
 
 
-BLOCKS = {"notebook-map": notebook_map, "timings": setup_timings}
+def _name(name: str, packaged: bool) -> str:
+    return name if packaged else f"`{name}`"
+
+
+def path_table() -> str:
+    """What each notebook loads on each path: the model roles and data sets of `config.NOTEBOOK_USES`,
+    resolved through `config.model_for` / `config.data_for` (the smoke profile loads what cpu loads)."""
+    from ftkit.config import DATA_NAMES, MODEL_NAMES, NOTEBOOK_USES, data_for, model_for
+
+    paths = [("offline", "cpu"), ("hub", "cpu"), ("hub", "gpu")]
+    rows = ["| notebook | offline (any profile) | hub, `smoke` and `cpu` | hub, `gpu` |", "|---|---|---|---|"]
+    for notebook, uses in NOTEBOOK_USES.items():
+        cells = []
+        for source, profile in paths:
+            names = [model_for(u, source, profile) if u in MODEL_NAMES else data_for(u, source) for u in uses]
+            packaged = [u not in MODEL_NAMES and (u not in DATA_NAMES or source == "offline") for u in uses]
+            cells.append(", ".join(_name(n, k) for n, k in zip(names, packaged)) or "recorded results only")
+        rows.append(f"| {notebook} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+BLOCKS = {"notebook-map": notebook_map, "timings": setup_timings, "paths": path_table}
 
 
 def render(readme: str) -> str:

@@ -23,11 +23,40 @@ def results_dir() -> Path:
     return Path(os.environ.get("FTKIT_RESULTS", REPO_ROOT / "results"))
 
 
+RECORDED_DIR = REPO_ROOT / "results"  # the results committed with the course, whatever FTKIT_RESULTS says
+
+
+def _sweep_file(name: str, profile: str) -> str:
+    return f"{name}.json" if profile == "cpu" else f"{name}_{profile}.json"
+
+
 def sweep_path(name: str, profile: str) -> Path:
     """Where a validation sweep is written: `sweeps/<name>.json` for the cpu profile, whose sweeps the
     notebooks show and the tests check, and `sweeps/<name>_<profile>.json` for the others, so that a smoke
     or gpu sweep never replaces the recorded cpu one."""
-    return results_dir() / "sweeps" / (f"{name}.json" if profile == "cpu" else f"{name}_{profile}.json")
+    return results_dir() / "sweeps" / _sweep_file(name, profile)
+
+
+def recorded_sweep(name: str, profile: str) -> tuple[Path, str]:
+    """The committed sweep `name` of `profile`, else the cpu one: `(path, the profile it was recorded under)`."""
+    own = RECORDED_DIR / "sweeps" / _sweep_file(name, profile)
+    return (own, profile) if own.exists() else (RECORDED_DIR / "sweeps" / _sweep_file(name, "cpu"), "cpu")
+
+
+def recorded_results(profile: str):
+    """The committed results of `profile`, else the cpu ones: `(table, the profile they come from)`."""
+    table = load_results(RECORDED_DIR, profile=profile)
+    if len(table) or profile == "cpu":
+        return table, profile
+    return load_results(RECORDED_DIR, profile="cpu"), "cpu"
+
+
+def stand_in_notice(wanted: str, shown: str) -> str:
+    """A sentence for a notebook that shows another profile's recorded figures ('' when they are its own)."""
+    if wanted == shown:
+        return ""
+    return (f"No {wanted}-profile figures are recorded yet: these are the {shown} profile's, measured on another "
+            f"machine with smaller budgets.")
 
 
 def record(config, method: str, *, task: str, metric: str, value: float, baseline: float | None = None,

