@@ -15,6 +15,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ftkit.precision import master_dtype, model_device, model_dtype
+
 # The sublayer names per architecture: attention and feed-forward of each block.
 DEFAULT_TARGETS = {
     "llama": ("self_attn", "mlp"),
@@ -37,7 +39,10 @@ class BottleneckAdapter(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return hidden_states + self.up(self.activation(self.down(hidden_states)))
+        # The adapter computes in its own dtype (fp32 beside a half-precision model) and its update joins the
+        # residual stream in the stream's dtype; both casts are no-ops when the two agree.
+        update = self.up(self.activation(self.down(hidden_states.to(self.down.weight.dtype))))
+        return hidden_states + update.to(hidden_states.dtype)
 
 
 class WithAdapter(nn.Module):
@@ -67,6 +72,7 @@ def add_adapters(model: nn.Module, bottleneck: int, targets: Sequence[str] | Non
     `targets` defaults to the attention and feed-forward sublayers of the model's architecture
     (`DEFAULT_TARGETS`). Parameters whose names contain one of `train_also` (e.g. a new classification
     head, `classifier`) stay trainable too. Returns the wrapped module names. Changes `model` in place.
+    The adapters go on the model's device, in fp32 (fp64 beside an fp64 model): the master copy of what trains.
     """
     model_type = getattr(model.config, "model_type", None)
     if targets is None:
@@ -82,12 +88,12 @@ def add_adapters(model: nn.Module, bottleneck: int, targets: Sequence[str] | Non
              if name.split(".")[-1] in targets and not isinstance(module, WithAdapter)]
     if not names:
         raise ValueError(f"No module of the model is named one of {tuple(targets)}.")
-    device = next(model.parameters()).device
+    device, dtype = model_device(model), master_dtype(model_dtype(model))
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        sublayer = getattr(parent, child)
-        setattr(parent, child, WithAdapter(sublayer, BottleneckAdapter(hidden, bottleneck).to(device)))
+        adapter = BottleneckAdapter(hidden, bottleneck).to(device=device, dtype=dtype)
+        setattr(parent, child, WithAdapter(getattr(parent, child), adapter))
     return names
 
 

@@ -1,4 +1,8 @@
-"""Turning data sets into batches: tokenised classification batches and packed language-model blocks."""
+"""Turning data sets into batches: tokenised classification batches and packed language-model blocks.
+
+Batches are built on the CPU, as a DataLoader's collate function builds them; `ftkit.train.train` and the
+evaluation helpers move each one to the device of the model it is for.
+"""
 from __future__ import annotations
 
 import torch

@@ -211,7 +211,8 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def collate(rows: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad tokenised rows into a batch; padding gets attention 0 and label -100."""
+    """Right-pad tokenised rows into a batch; padding gets attention 0 and label -100. On the CPU, as a
+    DataLoader's collate function: `ftkit.train.train` moves it to the model's device."""
     width = max(len(r["input_ids"]) for r in rows)
     ids = torch.full((len(rows), width), pad_token_id)
     labels = torch.full((len(rows), width), IGNORE_INDEX)
@@ -281,6 +282,18 @@ def trl_dataset(examples: list[dict]):
 # ---------------------------------------------------------------------------------------------------------
 # Generation and per-task evaluation.
 
+def left_pad(prompts: list[list[int]], pad_token_id: int, device: str | torch.device) -> dict[str, torch.Tensor]:
+    """Token-id lists as a left-padded batch on `device`: `input_ids` and `attention_mask`, both
+    (len(prompts), longest prompt). A decoder continues from the last position, so every prompt ends there."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long, device=device)
+        mask[i, width - len(p):] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 def generate_responses(model, tokenizer, examples: list[dict], max_new_tokens: int, batch_size: int = 8) -> list[str]:
     """Greedy responses to the examples' prompts, in batches (left-padded so all prompts end together)."""
     with evaluation_mode(model) as device:
@@ -289,14 +302,10 @@ def generate_responses(model, tokenizer, examples: list[dict], max_new_tokens: i
             chunk = examples[start:start + batch_size]
             prompts = [_ids(tokenizer.apply_chat_template(to_messages(e)[0], add_generation_prompt=True, tokenize=True))
                        for e in chunk]
-            width = max(len(p) for p in prompts)
-            ids = torch.full((len(prompts), width), tokenizer.pad_token_id)
-            mask = torch.zeros((len(prompts), width), dtype=torch.long)
-            for i, p in enumerate(prompts):
-                ids[i, width - len(p):] = torch.tensor(p)
-                mask[i, width - len(p):] = 1
-            generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                       max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+            batch = left_pad(prompts, tokenizer.pad_token_id, device)
+            generated = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                                       pad_token_id=tokenizer.pad_token_id)
+            width = batch["input_ids"].shape[1]
             outputs += [tokenizer.decode(g[width:], skip_special_tokens=True).strip() for g in generated]
     return outputs
 

@@ -22,12 +22,16 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from ftkit.evaluate import evaluation_mode
+from ftkit.precision import master_dtype, to_device
+
 
 class LoRALinear(nn.Module):
     """A frozen `nn.Linear` (d_out x d_in) plus a trainable rank-`r` update scaled by `alpha / r`.
 
     `lora_A` is r x d_in (Kaiming-uniform), `lora_B` is d_out x r (zeros): at initialisation the
-    layer computes exactly what `base` computes.
+    layer computes exactly what `base` computes. They live on the base weight's device in fp32 (fp64 beside
+    an fp64 base): a half-precision base still trains full-precision adapters, as peft's do.
     """
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0):
@@ -38,14 +42,19 @@ class LoRALinear(nn.Module):
         self.base.requires_grad_(False)
         self.r, self.alpha, self.scale = r, alpha, alpha / r
         weight = base.weight
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=weight.dtype, device=weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=weight.dtype, device=weight.device))
+        dtype = master_dtype(weight.dtype)
+        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=dtype, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=dtype, device=weight.device))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's default initialisation of A
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Two thin matrix products (k -> r -> d): the d x k product B A is never formed while training.
-        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scale
+        base = self.base(x)
+        # Two thin matrix products (k -> r -> d): the d x k product B A is never formed while training. The
+        # input meets the adapter in the adapter's dtype and the update joins the base output in its dtype
+        # (both no-ops when everything is fp32; under autocast the products run in the compute dtype).
+        update = self.dropout(x.to(self.lora_A.dtype)) @ self.lora_A.T @ self.lora_B.T
+        return base + (update * self.scale).to(base.dtype)
 
     def delta_weight(self) -> torch.Tensor:
         """The update this adapter adds to the weight: (alpha / r) B A, d_out x d_in."""
@@ -191,18 +200,27 @@ def train_and_evaluate(model: nn.Module, train_loader, test_loader, *, steps: in
     return result, result.evaluations[-1]["accuracy"]
 
 
-@torch.no_grad()
 def latency_ms(model: nn.Module, batch: dict, repeats: int = 5) -> float:
-    """Median wall time (milliseconds) of one forward pass on `batch`, after one warm-up pass."""
-    model.eval()
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    model(**inputs)
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
+    """Median wall time (milliseconds) of one forward pass on `batch`, after one warm-up pass, on the
+    model's device and in its precision policy's compute dtype."""
+    with evaluation_mode(model) as device:
+        inputs = to_device({k: v for k, v in batch.items() if k != "labels"}, device)
         model(**inputs)
-        times.append(1000 * (time.perf_counter() - began))
+        wait_for_device(device)
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            model(**inputs)
+            wait_for_device(device)
+            times.append(1000 * (time.perf_counter() - began))
     return sorted(times)[len(times) // 2]
+
+
+def wait_for_device(device: torch.device) -> None:
+    """Block until the GPU has finished its queued work: CUDA kernels run asynchronously, so a clock read
+    right after a call would time only their launch. A no-op on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def folder_size_bytes(folder: str | Path, pattern: str = "*.safetensors") -> int:

@@ -91,11 +91,6 @@ def model_device(model: torch.nn.Module) -> torch.device:
         raise ValueError(f"{type(model).__name__} has no parameters, so it has no device to send inputs to.") from None
 
 
-def model_precision(model: torch.nn.Module) -> Precision:
-    """The policy for the device `model` is on: what its forward passes and losses run under."""
-    return precision_for(model_device(model))
-
-
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     """The dtype of a model's first floating-point parameter (a 4-bit model's packed uint8 weights are skipped)."""
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)

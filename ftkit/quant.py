@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ftkit.precision import model_device, to_device
+
 # The outermost quantile: halfway between 1 - 1/(2*15) and 1 - 1/(2*16), so that the extreme levels are
 # finite; QLoRA's code uses it rounded to 7 decimals (0.9677083), and so do we, to the last bit.
 NF4_OFFSET = round(0.5 * ((1 - 1 / (2 * 15)) + (1 - 1 / (2 * 16))), 7)
@@ -94,9 +96,9 @@ def pack_4bit(indices: torch.Tensor) -> torch.Tensor:
 
 
 def unpack_4bit(packed: torch.Tensor) -> torch.Tensor:
-    """The inverse of `pack_4bit`: (n/2,) uint8 -> (n,) int64 indices."""
+    """The inverse of `pack_4bit`: (n/2,) uint8 -> (n,) int64 indices, on the packed tensor's device."""
     packed = packed.reshape(-1).to(torch.uint8)
-    out = torch.empty(2 * packed.numel(), dtype=torch.int64)
+    out = torch.empty(2 * packed.numel(), dtype=torch.int64, device=packed.device)
     out[0::2] = (packed >> 4).long()
     out[1::2] = (packed & 0x0F).long()
     return out
@@ -188,9 +190,9 @@ def _dequantize_constants(q: Quantized4bit) -> torch.Tensor:
 
 def quantize_4bit(w: torch.Tensor, blocksize: int = 64, quant_type: str = "nf4", double_quant: bool = False,
                   double_quant_blocksize: int = 256) -> Quantized4bit:
-    """Blockwise absmax 4-bit quantization of a float tensor with the `quant_type` codebook."""
+    """Blockwise absmax 4-bit quantization of a float tensor with the `quant_type` codebook, on its device."""
     _check_input(w, blocksize)
-    levels = codebook(quant_type)
+    levels = codebook(quant_type).to(w.device)
     scaled, absmax = absmax_blocks(w, blocksize)
     packed = pack_4bit(nearest_level(scaled, levels))
     q = Quantized4bit(packed=packed, absmax=absmax, shape=w.shape, dtype=w.dtype, blocksize=blocksize,
@@ -208,7 +210,8 @@ def quantize_nf4(w: torch.Tensor, blocksize: int = 64, double_quant: bool = Fals
 def dequantize_4bit(q: Quantized4bit) -> torch.Tensor:
     """Back to a float tensor of the original shape and dtype: level[index] * absmax of its block."""
     absmax = _dequantize_constants(q) if q.double_quant else q.absmax
-    values = codebook(q.quant_type)[q.indices()].reshape(-1, q.blocksize) * absmax.unsqueeze(1)
+    levels = codebook(q.quant_type).to(q.packed.device)
+    values = levels[q.indices()].reshape(-1, q.blocksize) * absmax.unsqueeze(1)
     return values.reshape(q.shape).to(q.dtype)
 
 
@@ -312,11 +315,14 @@ def max_logit_difference(model_a: nn.Module, model_b: nn.Module, batch: dict) ->
     dequantizing its weight to the compute dtype (fp32 here), the computation QLoRA trains. (In eval mode
     on a CPU with AVX-512 BF16 it switches to a faster bf16 kernel, which moves logits by a few tenths.)
     Dropout must be off (Llama has none; use `lora_dropout=0`) for the comparison to mean anything.
+    Each model reads the batch on its own device; the logits are compared on `model_a`'s.
     """
     inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
     was = model_a.training, model_b.training
     model_a.train(), model_b.train()
-    a, b = model_a(**inputs).logits.float(), model_b(**inputs).logits.float()
+    a = model_a(**to_device(inputs, model_device(model_a))).logits.float()
+    b = model_b(**to_device(inputs, model_device(model_b))).logits.float().to(a.device)
     model_a.train(was[0]), model_b.train(was[1])
-    mask = inputs.get("attention_mask", torch.ones(a.shape[:2], dtype=torch.long)).bool()
+    mask = inputs.get("attention_mask")
+    mask = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if mask is None else mask.to(a.device).bool()
     return float((a - b).abs()[mask].max())

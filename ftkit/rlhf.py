@@ -26,7 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ftkit.evaluate import evaluation_mode
-from ftkit.train import PeakMemory, TrainResult, load_checkpoint, save_checkpoint
+from ftkit.precision import master_dtype, model_device, model_dtype, precision_for, to_device
+from ftkit.train import PeakMemory, TrainResult, load_checkpoint, optimizer_step, save_checkpoint
 
 PROMPT_PREFIX = "Movie review:"
 
@@ -112,7 +113,8 @@ def reward_inputs(tokenizer, texts: Sequence[str], max_length: int) -> dict[str,
 
     When pad == eos (SmolLM2, Llama chat models), transformers' sequence classifier reads the reward at the
     last token that is *not* the pad id: the token before the appended eos. That is consistent as long as
-    training and scoring tokenise the same way, which is why both go through this function.
+    training and scoring tokenise the same way, which is why both go through this function. The tensors are on
+    the CPU (it is `pair_loader`'s collate function); `score_texts` and `ftkit.train.train` move them.
     """
     ids = [tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_length] for t in texts]
     width = max(len(x) for x in ids)
@@ -123,7 +125,7 @@ def reward_inputs(tokenizer, texts: Sequence[str], max_length: int) -> dict[str,
 
 def pooled_positions(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
     """The position whose hidden state a transformers sequence classifier pools: the rightmost non-pad token."""
-    positions = torch.arange(input_ids.shape[-1])
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
     return (positions * (input_ids != pad_token_id)).argmax(-1)
 
 
@@ -152,8 +154,8 @@ def score_texts(reward_model: nn.Module, tokenizer, texts: Sequence[str], *, bat
     scores = []
     with evaluation_mode(reward_model) as device:
         for start in range(0, len(texts), batch_size):
-            batch = reward_inputs(tokenizer, texts[start:start + batch_size], max_length)
-            scores.append(reward_model(**{k: v.to(device) for k, v in batch.items()}).logits[:, 0].float().cpu())
+            batch = to_device(reward_inputs(tokenizer, texts[start:start + batch_size], max_length), device)
+            scores.append(reward_model(**batch).logits[:, 0].float().cpu())
     return torch.cat(scores)
 
 
@@ -181,21 +183,26 @@ def pairwise_accuracy(reward_model: nn.Module, tokenizer, pairs: Sequence[dict],
 class PolicyWithValue(nn.Module):
     """A causal LM (usually a peft LoRA model) with a linear value head on its last hidden state.
 
-    `forward` returns `(logits, values)`, both over every position. The value head starts at zero so the
-    first value estimates are 0 rather than noise.
+    `forward` returns `(logits, values)`, both over every position; values are fp32 (or fp64 beside an fp64
+    model) whatever the compute dtype. The value head starts at zero so the first value estimates are 0
+    rather than noise; it lives on the causal LM's device, in fp32 (the master copy).
     """
 
     def __init__(self, causal_lm: nn.Module):
         super().__init__()
         self.causal_lm = causal_lm
-        self.value_head = nn.Linear(causal_lm.config.hidden_size, 1)
+        self.value_head = nn.Linear(causal_lm.config.hidden_size, 1, device=model_device(causal_lm),
+                                    dtype=master_dtype(model_dtype(causal_lm)))
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.causal_lm(input_ids=input_ids, attention_mask=attention_mask,
                              position_ids=position_ids(attention_mask), output_hidden_states=True)
-        return out.logits, self.value_head(out.hidden_states[-1]).squeeze(-1)
+        hidden = out.hidden_states[-1].to(self.value_head.weight.dtype)
+        # Under autocast the head's product comes out in 16 bits; the value losses are computed in full precision.
+        values = self.value_head(hidden).squeeze(-1).to(self.value_head.weight.dtype)
+        return out.logits, values
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -206,7 +213,8 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 @dataclass
 class Rollout:
     """Prompts and sampled responses: `sequences` (B, Q + T) is left-padded prompts (width Q) then responses
-    (T tokens, padded after the first eos); `response_mask` (B, T) is 1 up to and including that eos."""
+    (T tokens, padded after the first eos); `response_mask` (B, T) is 1 up to and including that eos. The
+    tensors stay on the device of the model that sampled them, where the PPO update reads them again."""
 
     prompts: list[str]
     responses: list[str]
@@ -224,12 +232,12 @@ def sample_responses(model: nn.Module, tokenizer, prompts: Sequence[str], *, max
     """Sample one response per prompt from the full distribution (temperature 1, no top-k/top-p), as PPO's
     KL estimate assumes. `seed` makes the sample repeatable (for evaluation)."""
     if seed is not None:
-        torch.manual_seed(seed)
-    encoded = _left_padded(tokenizer, prompts)
+        torch.manual_seed(seed)  # seeds the GPU's generator too
     with evaluation_mode(model) as device:
-        sequences = model.generate(**{k: v.to(device) for k, v in encoded.items()}, do_sample=True, top_k=0,
-                                   top_p=1.0, temperature=1.0, max_new_tokens=max_new_tokens, min_new_tokens=1,
-                                   pad_token_id=tokenizer.pad_token_id).cpu()
+        encoded = to_device(_left_padded(tokenizer, prompts), device)
+        sequences = model.generate(**encoded, do_sample=True, top_k=0, top_p=1.0, temperature=1.0,
+                                   max_new_tokens=max_new_tokens, min_new_tokens=1,
+                                   pad_token_id=tokenizer.pad_token_id)
     responses = sequences[:, encoded["input_ids"].shape[1]:]
     is_eos = responses == tokenizer.eos_token_id
     # 1 up to and including the first eos: tokens after it are padding that generate() appended.
@@ -262,10 +270,11 @@ def response_slice(rollout: Rollout, per_position: torch.Tensor) -> torch.Tensor
 
 def response_logprobs(causal_lm: nn.Module, rollout: Rollout) -> torch.Tensor:
     """log pi(response token | context) for every response token under `causal_lm`, shape (B, T)."""
-    device = next(causal_lm.parameters()).device
-    logits = causal_lm(input_ids=rollout.sequences.to(device), attention_mask=rollout.attention_mask.to(device),
-                       position_ids=position_ids(rollout.attention_mask).to(device)).logits
-    return token_logprobs(response_slice(rollout, logits), rollout.sequences[:, rollout.prompt_width:].to(device))
+    device = model_device(causal_lm)
+    sequences, attention_mask = rollout.sequences.to(device), rollout.attention_mask.to(device)
+    logits = causal_lm(input_ids=sequences, attention_mask=attention_mask,
+                       position_ids=position_ids(attention_mask)).logits
+    return token_logprobs(response_slice(rollout, logits), sequences[:, rollout.prompt_width:])
 
 
 def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
@@ -280,7 +289,7 @@ def kl_penalized_rewards(scores: torch.Tensor, kl: torch.Tensor, response_mask: 
     last one (the score judges the whole response, so it arrives when the response ends)."""
     rewards = -beta * kl * response_mask
     last = response_mask.sum(-1).long() - 1
-    rewards[torch.arange(len(scores)), last] += scores
+    rewards[torch.arange(len(scores), device=rewards.device), last] += scores.to(rewards.device)
     return rewards
 
 
@@ -369,16 +378,20 @@ class PPOSettings:
 def collect_experience(policy: PolicyWithValue, tokenizer, prompts: Sequence[str], reward_fn: Callable,
                        settings: PPOSettings) -> dict:
     """One rollout with everything the update needs, computed once without gradients: old log-probs and
-    values, reference log-probs (adapter disabled), scores, KL-penalised rewards, advantages, returns."""
+    values, reference log-probs (adapter disabled), scores, KL-penalised rewards, advantages, returns.
+
+    Everything is computed on the policy's device, in the compute dtype its update will use (`evaluation_mode`
+    autocasts as `train_ppo` does), so that the first update's probability ratios start at 1.
+    """
     rollout = sample_responses(policy.causal_lm, tokenizer, prompts, max_new_tokens=settings.max_new_tokens)
     mask = rollout.response_mask.float()
-    with evaluation_mode(policy):
+    with evaluation_mode(policy) as device:
         logits, values = policy(rollout.sequences, rollout.attention_mask)
         old_logprobs = token_logprobs(response_slice(rollout, logits), rollout.sequences[:, rollout.prompt_width:])
         old_values = response_slice(rollout, values)
         with policy.causal_lm.disable_adapter():
             ref_logprobs = response_logprobs(policy.causal_lm, rollout)
-    scores = torch.as_tensor(reward_fn(rollout.prompts, rollout.responses), dtype=torch.float32)
+    scores = torch.as_tensor(reward_fn(rollout.prompts, rollout.responses), dtype=torch.float32, device=device)
     kl = per_token_kl(old_logprobs, ref_logprobs) * mask
     rewards = kl_penalized_rewards(scores, kl, mask, settings.beta)
     advantages, returns = gae(rewards, old_values, mask, settings.gamma, settings.lam)
@@ -418,24 +431,26 @@ def train_ppo(policy: PolicyWithValue, tokenizer, prompts: Sequence[str], reward
 
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr)
+    device = model_device(policy)
+    precision = precision_for(device)
+    scaler = precision.grad_scaler()
     result = TrainResult()
-    start = load_checkpoint(checkpoint_dir, policy, optimizer, None, result) if checkpoint_dir else 0
+    start = load_checkpoint(checkpoint_dir, policy, optimizer, None, result, scaler) if checkpoint_dir else 0
     result.resumed_from_step = start
     order = random.Random(seed)
     batches = [order.sample(list(prompts), settings.rollout_size) for _ in range(iterations)]
     elapsed_before, began = result.wall_time_s, time.perf_counter()
-    with PeakMemory() as peak, tqdm(total=iterations, initial=start, desc=desc) as bar:
+    with PeakMemory(device) as peak, tqdm(total=iterations, initial=start, desc=desc) as bar:
         for iteration in range(start + 1, iterations + 1):
             experience = collect_experience(policy, tokenizer, batches[iteration - 1], reward_fn, settings)
             parts = []
             policy.train()
             for _ in range(settings.epochs):
-                for rows in torch.randperm(settings.rollout_size).split(settings.minibatch_size):
-                    loss, logged = ppo_losses(policy, experience, rows, settings)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                # The order is drawn on the CPU's generator (the same draws on every device), then moved.
+                for rows in torch.randperm(settings.rollout_size).to(device).split(settings.minibatch_size):
+                    with precision.autocast():
+                        loss, logged = ppo_losses(policy, experience, rows, settings)
+                    optimizer_step(loss, optimizer, scaler, trainable, settings.max_grad_norm)
                     parts.append({"loss": loss.item(), **logged})
             stats = {"step": iteration, "score": experience["scores"].mean().item(),
                      "kl": experience["kl"].sum(-1).mean().item(),
@@ -447,7 +462,7 @@ def train_ppo(policy: PolicyWithValue, tokenizer, prompts: Sequence[str], reward
             bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}")
             result.wall_time_s = elapsed_before + time.perf_counter() - began
             if checkpoint_dir:
-                save_checkpoint(checkpoint_dir, policy, optimizer, None, iteration, result)
+                save_checkpoint(checkpoint_dir, policy, optimizer, None, iteration, result, scaler)
     policy.eval()
     result.steps = iterations
     result.peak_memory_gb = peak.peak_gb
@@ -480,7 +495,7 @@ def evaluate_policy(causal_lm: nn.Module, tokenizer, prompts: Sequence[str], rew
                 with causal_lm.disable_adapter():
                     kl = (per_token_kl(logprobs, response_logprobs(causal_lm, rollout)) * mask).sum(-1)
             else:
-                kl = torch.zeros(len(rollout.prompts))
+                kl = torch.zeros(len(rollout.prompts), device=mask.device)
         scores += list(map(float, reward_fn(rollout.prompts, rollout.responses)))
         kls += kl.tolist()
         lengths += mask.sum(-1).tolist()

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from ftkit.evaluate import evaluation_mode
+from ftkit.precision import master_dtype, model_device, to_device
 
 SENTIMENT_WORDS = (" negative", " positive")  # label 0, label 1
 
@@ -107,7 +108,7 @@ def verbalizer_correct(model: nn.Module, loader, token_ids: Sequence[int]) -> li
     with evaluation_mode(model) as device:
         correct = []
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = to_device(batch, device)
             predictions = verbalizer_scores(model, batch, token_ids).argmax(-1)
             correct += (predictions == batch["labels"]).long().tolist()
     return correct
@@ -131,7 +132,8 @@ def text_init_token_ids(tokenizer, text: str, n_tokens: int) -> list[int]:
 class SoftPrompt(nn.Module):
     """A frozen causal LM behind `n_tokens` trainable vectors prepended to its input embeddings.
 
-    `prompt` is (n_tokens, hidden). With `init_text` (and its `tokenizer`) the vectors start as the
+    `prompt` is (n_tokens, hidden), on the embeddings' device in fp32 (fp64 beside an fp64 model: the master
+    copy, whatever the frozen model's dtype). With `init_text` (and its `tokenizer`) the vectors start as the
     embeddings of that text's tokens (cut or repeated to `n_tokens`); otherwise as small random values.
     `forward(input_ids, attention_mask, prompt=None)` also takes another prompt, (n, hidden) or one per
     row (batch, n, hidden), so that one frozen model serves several tasks in the same batch.
@@ -141,13 +143,14 @@ class SoftPrompt(nn.Module):
         super().__init__()
         self.model = model.requires_grad_(False)
         embedding = model.get_input_embeddings()
+        device, dtype = embedding.weight.device, master_dtype(embedding.weight.dtype)
         if init_text is not None:
             if tokenizer is None:
                 raise ValueError("Initialising from a text needs the tokenizer.")
-            ids = torch.tensor(text_init_token_ids(tokenizer, init_text, n_tokens), device=embedding.weight.device)
-            start = embedding(ids).detach().clone().float()
+            ids = torch.tensor(text_init_token_ids(tokenizer, init_text, n_tokens), device=device)
+            start = embedding(ids).detach().clone().to(dtype)
         else:
-            start = 0.02 * torch.randn(n_tokens, embedding.embedding_dim, device=embedding.weight.device)
+            start = 0.02 * torch.randn(n_tokens, embedding.embedding_dim, device=device, dtype=dtype)
         self.prompt = nn.Parameter(start)
 
     @property
@@ -188,8 +191,13 @@ def fit_prefix_encoder(encoder: nn.Module, target: torch.Tensor, steps: int = 20
     """Train peft's prefix encoder with the reparameterisation MLP (`prefix_projection=True`) so that its output
     for the virtual tokens 0..n-1 equals `target` (from `prefix_from_text`): the MLP variant then starts where
     the direct prefix does. A regression on n rows with no pass through the model: seconds.
-    Returns the relative error left, ||output - target|| / ||target||."""
-    tokens = torch.arange(target.shape[0], device=target.device)
+    Returns the relative error left, ||output - target|| / ||target||.
+
+    It runs in fp32 without autocast: a regression this small gains no time from 16-bit compute, and bf16's
+    rounding (about 0.4% of each value) would sit close to the 1% error the fit is meant to get below."""
+    device = model_device(encoder)
+    tokens = torch.arange(target.shape[0], device=device)
+    target = target.to(device)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
     for _ in range(steps):
         loss = (encoder(tokens) - target).pow(2).mean()
@@ -268,18 +276,14 @@ class PromptTask:
         self.token_ids = verbalizer_token_ids(tokenizer, words)
 
 
-@torch.no_grad()
 def serve(soft: SoftPrompt, tokenizer, tasks: dict[str, PromptTask], requests: Sequence[tuple[str, str]]) -> list[str]:
     """Answer `requests` [(task name, text), ...] in ONE batch through one frozen model: each row gets its
     task's template, soft prompt and verbalizer. Returns the winning verbalizer word of each request."""
     prompts = [tasks[task].template.format(text=text) for task, text in requests]
-    device = soft.prompt.device
-    batch = {k: v.to(device) for k, v in tokenizer(prompts, padding=True, return_tensors="pt").items()}
-    per_row = torch.stack([tasks[task].prompt for task, _ in requests]).to(device)
-    was_training = soft.training
-    soft.eval()
-    logits = soft(batch["input_ids"], batch["attention_mask"], prompt=per_row).logits
-    soft.train(was_training)
+    with evaluation_mode(soft) as device:
+        batch = to_device(tokenizer(prompts, padding=True, return_tensors="pt"), device)
+        per_row = torch.stack([tasks[task].prompt.to(device) for task, _ in requests])
+        logits = soft(batch["input_ids"], batch["attention_mask"], prompt=per_row).logits
     answers = []
     for row, (task, _) in enumerate(requests):
         scores = verbalizer_logits(logits[row:row + 1], batch["attention_mask"][row:row + 1], tasks[task].token_ids)

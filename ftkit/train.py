@@ -20,6 +20,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from ftkit.precision import model_device, precision_for, to_device
+
 GIB = 1024 ** 3
 
 
@@ -104,9 +106,30 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def random_states(device: torch.device) -> dict[str, torch.Tensor]:
+    """The random number generators' states: the CPU's, and the GPU's when the model is on one (sampling
+    there, as `generate` does, draws from the GPU's generator)."""
+    states = {"rng.torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_random_states(tensors: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Put back the states `random_states` saved, removing them from `tensors`."""
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    cuda_state = tensors.pop("rng.cuda", None)
+    if cuda_state is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_state, device)
+
+
 def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                    step: int, result: TrainResult) -> None:
-    """Write trainable weights and optimizer state (safetensors) and progress (JSON) into `folder`."""
+                    step: int, result: TrainResult, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Write trainable weights and optimizer state (safetensors) and progress (JSON) into `folder`.
+
+    With a `scaler` (fp16 training) its loss scale is saved too, so that a resumed run scales as the
+    uninterrupted one would have.
+    """
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -120,10 +143,11 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
                 tensors[f"{index}.{key}"] = value.contiguous().cpu()
             else:
                 scalars[f"{index}.{key}"] = value
-    tensors["rng.torch"] = torch.get_rng_state()
+    tensors.update(random_states(model_device(model)))
     save_file(tensors, folder / "optimizer.safetensors")
     progress = {"step": step, "param_groups": state["param_groups"], "scalars": scalars,
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
                 "losses": result.losses, "evaluations": result.evaluations,
                 "wall_time_s": result.wall_time_s}
     tmp = folder / "progress.json.tmp"
@@ -132,7 +156,7 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
 
 
 def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                    result: TrainResult) -> int:
+                    result: TrainResult, scaler: torch.amp.GradScaler | None = None) -> int:
     """Restore what `save_checkpoint` wrote; return the step to continue from (0 if there is none)."""
     from safetensors.torch import load_file
 
@@ -147,7 +171,7 @@ def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
                          f"{sorted(missing)[:5]}... Delete the folder to start afresh.")
     model.load_state_dict(weights, strict=False)
     tensors = load_file(folder / "optimizer.safetensors")
-    torch.set_rng_state(tensors.pop("rng.torch"))
+    restore_random_states(tensors, model_device(model))
     state: dict[int, dict] = {}
     for key, value in [*tensors.items(), *progress["scalars"].items()]:
         index, name = key.split(".", 1)
@@ -155,6 +179,8 @@ def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
     optimizer.load_state_dict({"state": state, "param_groups": progress["param_groups"]})
     if scheduler is not None and progress["scheduler"] is not None:
         scheduler.load_state_dict(progress["scheduler"])
+    if scaler is not None and progress.get("scaler"):  # an fp32 or bf16 run's scaler is off and saves {}
+        scaler.load_state_dict(progress["scaler"])
     result.losses = [tuple(x) for x in progress["losses"]]
     result.evaluations = progress["evaluations"]
     result.wall_time_s = progress["wall_time_s"]
@@ -177,6 +203,24 @@ def forever(batches: Iterable) -> Iterable:
         epoch += 1
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   params: list[nn.Parameter], max_grad_norm: float | None) -> None:
+    """Backward from `loss`, clip the gradients of `params` to `max_grad_norm` (None: no clipping), step.
+
+    Through `scaler`: under fp16 the loss is scaled up before backward so that small gradients do not
+    underflow, the gradients are unscaled before clipping so that the norm is in true units, and a step
+    whose gradients overflowed is skipped (the scaler then lowers its scale). A disabled scaler (fp32,
+    bf16) does plain backward, clip and step.
+    """
+    scaler.scale(loss).backward()
+    if max_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.optim.Optimizer | None = None,
           lr: float = 1e-4, scheduler=None, loss_fn: Callable = model_loss,
           evaluate: Callable[[nn.Module], dict] | None = None, eval_every: int | None = None,
@@ -188,17 +232,21 @@ def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.o
     - `evaluate(model)` returns a dict of metrics; it runs every `eval_every` steps and at the end.
     - With `checkpoint_dir`, state is saved every `checkpoint_every` steps (default: every eval, else
       every tenth of the run) and at the end; calling `train` again with the same folder resumes.
-    The optimizer defaults to AdamW over the trainable parameters at `lr`.
+    The optimizer defaults to AdamW over the trainable parameters at `lr`. Batches go to `device` (default:
+    the model's); the forward pass and loss run under that device's precision policy (`ftkit.precision`:
+    bf16 or fp16 autocast on a GPU, fp32 on a CPU), the weights stay fp32.
     """
     from tqdm.auto import tqdm
 
-    device = torch.device(device or next(model.parameters()).device)
+    device = torch.device(device or model_device(model))
+    precision = precision_for(device)
+    scaler = precision.grad_scaler()
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("The model has no trainable parameters: unfreeze some or add an adapter first.")
     optimizer = optimizer or torch.optim.AdamW(trainable, lr=lr)
     result = TrainResult()
-    start = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, result) if checkpoint_dir else 0
+    start = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, result, scaler) if checkpoint_dir else 0
     result.resumed_from_step = start
     checkpoint_every = checkpoint_every or eval_every or max(1, math.ceil(steps / 10))
     data = forever(batches)
@@ -210,18 +258,15 @@ def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.o
     began = time.perf_counter()
     with PeakMemory(device) as peak, tqdm(total=steps, initial=start, desc=desc) as bar:
         for step in range(start + 1, steps + 1):
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(data).items()}
-            loss = loss_fn(model, batch)
+            batch = to_device(next(data), device)
+            with precision.autocast():
+                loss = loss_fn(model, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"The loss became {loss.item()} at step {step}: lower the learning "
                                          f"rate (now {optimizer.param_groups[0]['lr']:.2g}) or check the data.")
-            loss.backward()
-            if max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
-            optimizer.step()
+            optimizer_step(loss, optimizer, scaler, trainable, max_grad_norm)
             if scheduler is not None:
                 scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             result.losses.append((step, loss.item()))
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -232,7 +277,7 @@ def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.o
                 model.train()
             result.wall_time_s = elapsed_before + time.perf_counter() - began
             if checkpoint_dir and (step % checkpoint_every == 0 or step == steps):
-                save_checkpoint(checkpoint_dir, model, optimizer, scheduler, step, result)
+                save_checkpoint(checkpoint_dir, model, optimizer, scheduler, step, result, scaler)
     model.eval()
     result.steps = steps
     result.peak_memory_gb = peak.peak_gb

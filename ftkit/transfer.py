@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ftkit.evaluate import evaluation_mode
 from ftkit.params import count_parameters
+from ftkit.precision import model_device, to_device
 from ftkit.train import (TrainResult, discriminative_param_groups, gradual_unfreezing, layer_groups, model_loss,
                          slanted_triangular_scheduler, timed, train, unfreezing_stages)  # noqa: F401 (timed: notebook 03)
 
@@ -48,22 +50,23 @@ def freeze_all_but_top(model: nn.Module, k: int) -> int:
 # Feature extraction
 # ---------------------------------------------------------------------------------------------------
 
-@torch.no_grad()
 def encoder_features(model: nn.Module, loader: Iterable) -> dict[str, np.ndarray]:
-    """Run the frozen encoder once over `loader` and keep what the classifiers need (float32 arrays):
-    `cls` (batch, hidden), the first token's final hidden state, which the model's own head reads;
-    `mean` (batch, hidden), the mean of the final hidden states over real tokens (the sentence
-    embedding all-MiniLM-L6-v2 was trained to give); `labels` (batch,).
+    """Run the frozen encoder once over `loader` and keep what the classifiers need (float32 arrays on the
+    CPU, for scikit-learn): `cls` (batch, hidden), the first token's final hidden state, which the model's
+    own head reads; `mean` (batch, hidden), the mean of the final hidden states over real tokens (the
+    sentence embedding all-MiniLM-L6-v2 was trained to give); `labels` (batch,).
     """
-    model.eval()
     base = model.base_model
     cls, mean, labels = [], [], []
-    for batch in loader:
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        cls.append(hidden[:, 0])
-        mean.append((hidden * mask).sum(1) / mask.sum(1))
-        labels.append(batch["labels"])
+    with evaluation_mode(model) as device:
+        for batch in loader:
+            batch = to_device(batch, device)
+            hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            hidden = hidden.float()  # autocast may have computed it in 16 bits; numpy has no bf16
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            cls.append(hidden[:, 0].cpu())
+            mean.append(((hidden * mask).sum(1) / mask.sum(1)).cpu())
+            labels.append(batch["labels"].cpu())
     return {"cls": torch.cat(cls).numpy(), "mean": torch.cat(mean).numpy(), "labels": torch.cat(labels).numpy()}
 
 
@@ -178,18 +181,21 @@ def importance_scores(model: nn.Module, batches: Iterable, n_batches: int,
     were set to zero), and `grad`: |gradient| (how fast the loss changes as the weight moves).
 
     Returns {kind: {parameter name: scores shaped like the parameter}} for the base model's parameters
-    (the new head is left out: it always trains). Costs `n_batches` forward and backward passes over
-    the whole model plus two float32 scores per parameter.
+    (the new head is left out: it always trains), on the model's device. Costs `n_batches` forward and
+    backward passes over the whole model plus two float32 scores per parameter.
     """
     model.requires_grad_(True)
     model.eval()  # no dropout: the scores describe the model itself
+    device = model_device(model)
     named = [(f"{model.base_model_prefix}.{n}", p) for n, p in model.base_model.named_parameters()]
     scores = {kind: {n: torch.zeros_like(p) for n, p in named} for kind in ("grad_x_weight", "grad")}
     for i, batch in enumerate(batches):
         if i == n_batches:
             break
         model.zero_grad(set_to_none=True)
-        loss_fn(model, batch).backward()
+        # fp32, no autocast: the scores rank every weight against all others, and fp16 gradients without
+        # loss scaling would round the smallest to zero (a few batches; no optimizer step to speed up).
+        loss_fn(model, to_device(batch, device)).backward()
         for name, p in named:
             scores["grad"][name] += p.grad.abs()
             scores["grad_x_weight"][name] += (p.grad * p.detach()).abs()
@@ -231,7 +237,7 @@ def apply_gradient_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> li
             p.requires_grad_(False)
             continue
         p.requires_grad_(True)
-        keep = mask.to(p.dtype)
+        keep = mask.to(device=p.device, dtype=p.dtype)  # the masks may come from another device (a CPU file)
         handles.append(p.register_hook(lambda grad, keep=keep: grad * keep))
     return handles
 
@@ -267,12 +273,11 @@ def record_variant(config, rows: list[dict], variant: str, model: nn.Module, res
     return row
 
 
-@torch.no_grad()
 def predict(model: nn.Module, tokenizer, texts: list[str], max_length: int = 64) -> list[int]:
     """The predicted label (0 or 1) of each text."""
-    model.eval()
     batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return model(**batch).logits.argmax(-1).tolist()
+    with evaluation_mode(model) as device:
+        return model(**to_device(batch, device)).logits.argmax(-1).tolist()
 
 
 def conclusions(table, baseline: float, tolerance: float = 0.01) -> list[str]:

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ftkit.train import PeakMemory, train
+from ftkit.train import PeakMemory, TrainResult, load_checkpoint, optimizer_step, save_checkpoint, train
 
 
 class TinyRegressor(nn.Module):
@@ -74,3 +74,38 @@ def test_peak_memory_sees_a_large_allocation():
         time.sleep(0.2)
         del block
     assert peak.peak_gb > baseline.peak_gb + 0.2
+
+
+def step_once(scaler, loss_factor=1.0, max_grad_norm=0.5):
+    """The regressor's weight after one SGD step through `optimizer_step`, and the optimizer."""
+    model, loader = make_run()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = model(**next(iter(loader))).loss * loss_factor
+    optimizer_step(loss, optimizer, scaler, list(model.parameters()), max_grad_norm)
+    return model.layer.weight.detach().clone(), model
+
+
+def test_a_scaled_step_unscales_before_clipping_and_equals_the_plain_step():
+    """fp16 training scales the loss by 2**16 before backward; unless the gradients are unscaled before
+    clipping, the clip sees a norm 65536 times too large and the step shrinks by that much."""
+    plain, _ = step_once(torch.amp.GradScaler("cpu", enabled=False))
+    scaled, _ = step_once(torch.amp.GradScaler("cpu", init_scale=2.0 ** 16))
+    assert torch.equal(scaled, plain)  # a power-of-two scale is undone exactly
+
+
+def test_a_step_whose_scaled_gradients_overflow_is_skipped_and_the_scale_lowered():
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    untouched, _ = make_run()
+    after, model = step_once(scaler, loss_factor=1e34)  # finite in fp32, infinite once scaled by 2**16
+    assert torch.equal(after, untouched.layer.weight)
+    assert scaler.get_scale() == 2.0 ** 15
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_checkpoint_keeps_the_loss_scale(tmp_path):
+    model, _ = make_run()
+    optimizer = torch.optim.AdamW(model.parameters())
+    save_checkpoint(tmp_path, model, optimizer, None, 3, TrainResult(), torch.amp.GradScaler("cpu", init_scale=1024.0))
+    resumed = torch.amp.GradScaler("cpu")
+    assert load_checkpoint(tmp_path, model, optimizer, None, TrainResult(), resumed) == 3
+    assert resumed.get_scale() == 1024.0
