@@ -8,18 +8,23 @@ from typing import Sequence
 
 import torch
 
+from ftkit.precision import model_device, precision_for, to_device
+
 
 @contextmanager
 def evaluation_mode(model):
-    """Inside the block: eval mode (no dropout) and no gradients; after it, the model's own mode again.
+    """Inside the block: eval mode (no dropout), no gradients, and the autocast of the device's precision
+    policy (`ftkit.precision`: bf16 or fp16 on a GPU, plain fp32 on a CPU), so that a model is evaluated,
+    and a PPO rollout scored, in the precision it trains in; after it, the model's own mode again.
 
     Yields the device of the model's parameters, where batches must go.
     """
+    device = model_device(model)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            yield next(model.parameters()).device
+        with torch.no_grad(), precision_for(device).autocast():
+            yield device
     finally:
         model.train(was_training)
 
@@ -30,7 +35,7 @@ def classification_correct(model, loader) -> list[int]:
     with evaluation_mode(model) as device:
         correct = []
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = to_device(batch, device)
             labels = batch.pop("labels")
             correct += (model(**batch).logits.argmax(-1) == labels).int().tolist()
     return correct
@@ -51,21 +56,27 @@ def perplexity(model, loader) -> float:
     with evaluation_mode(model) as device:
         total_loss = total_tokens = 0.0
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = to_device(batch, device)
+            loss = model(**batch).loss.item()
             predicted = (batch["labels"][:, 1:] != -100).sum().item()
-            total_loss += model(**batch).loss.item() * predicted
+            total_loss += loss * predicted
             total_tokens += predicted
     return math.exp(total_loss / total_tokens)
 
 
-def rouge(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (0..1, Porter stemming), as the summarization papers report."""
+def rouge(predictions: list[str], references: list[str] | list[list[str]]) -> dict[str, float]:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (0..1, Porter stemming), as the summarization papers report.
+
+    Each prediction has one reference, or a list of them (DialogSum's test set has three per dialogue):
+    with several, each prediction scores its best match per metric, as `rouge_score`'s `score_multi` does.
+    """
     from rouge_score import rouge_scorer
 
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references: they must pair up.")
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    scores = [scorer.score(ref, pred) for pred, ref in zip(predictions, references)]
+    scores = [scorer.score_multi([ref] if isinstance(ref, str) else list(ref), pred)
+              for pred, ref in zip(predictions, references)]
     return {name: sum(s[name].fmeasure for s in scores) / len(scores) for name in ("rouge1", "rouge2", "rougeL")}
 
 
@@ -82,7 +93,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 40, cha
                                                        return_tensors="pt", return_dict=True)
             else:
                 inputs = tokenizer(prompt, return_tensors="pt")
-            inputs = {k: v.to(device) for k, v in inputs.items()}
+            inputs = to_device(inputs, device)
             ids = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
             outputs.append(tokenizer.decode(ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())

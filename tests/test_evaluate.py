@@ -54,6 +54,13 @@ def test_rouge_agrees_with_hand_counts():
         evaluate.rouge(["a"], [])
 
 
+def test_rouge_with_several_references_takes_each_predictions_best_match():
+    one = evaluate.rouge(["the cat sat"], ["the cat sat down"])
+    assert evaluate.rouge(["the cat sat"], [["the cat sat down"]]) == one
+    assert evaluate.rouge(["the cat sat"], [["a dog ran", "the cat sat down"]]) == one
+    assert evaluate.rouge(["the cat sat"], [["the cat sat down", "the cat sat"]])["rouge1"] == pytest.approx(1.0)
+
+
 def test_paired_difference_uses_the_per_example_differences():
     from ftkit.evaluate import paired_difference
 
