@@ -41,8 +41,10 @@ test: setup
 emulated-hub: setup
 	$(BIN)/python tests/emulated_hub.py $(EMULATED_HUB)
 
+# The second run rehearses 05 where no full-precision copy fits (as Llama-2-7B on a 16 GB GPU).
 test-hub: emulated-hub
 	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub $(BIN)/python -m pytest notebooks
+	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub FTKIT_MEMORY_GB=0.01 $(BIN)/python -m pytest notebooks/05_qlora_llama.ipynb
 
 gpu-smoke: emulated-hub
 	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub FTKIT_REQUIRE_DEVICE=cuda $(BIN)/python -m pytest notebooks

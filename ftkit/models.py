@@ -176,6 +176,61 @@ def _placement(device: str | None, kwargs: dict) -> dict:
     return kwargs
 
 
+def load_tokenizer(name: str = SMOLLM2):
+    """A decoder's tokenizer, with a pad token if it has none (its eos token), padding on the right."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name, "causal_lm", SMOLLM2))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def meta_causal_lm(name: str = SMOLLM2):
+    """`name`'s architecture on the meta device, from its config alone: shapes for counting, no weights read."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(resolve_model_path(name, "causal_lm", SMOLLM2))
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def checkpoint_tensor(name: str, tensor_name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """One weight read straight from `name`'s safetensors files (a 7B model need not fit in memory).
+
+    `tensor_name` is the checkpoint's key, e.g. `model.layers.0.self_attn.q_proj.weight`. Sharded
+    checkpoints are found through their `model.safetensors.index.json`. Returned on the CPU in `dtype`.
+    """
+    import json
+
+    from safetensors import safe_open
+
+    where = resolve_model_path(name, "causal_lm", SMOLLM2)
+    if Path(where).is_dir():
+        fetch = lambda filename: Path(where) / filename  # noqa: E731
+        sharded = (Path(where) / "model.safetensors.index.json").exists()
+    else:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import EntryNotFoundError
+
+        fetch = lambda filename: Path(hf_hub_download(where, filename))  # noqa: E731
+        try:
+            fetch("model.safetensors.index.json")
+            sharded = True
+        except EntryNotFoundError:
+            sharded = False
+    filename = "model.safetensors"
+    if sharded:
+        weight_map = json.loads(fetch("model.safetensors.index.json").read_text())["weight_map"]
+        if tensor_name not in weight_map:
+            raise KeyError(f"{name} has no tensor {tensor_name!r}; its names look like {next(iter(weight_map))!r}.")
+        filename = weight_map[tensor_name]
+    with safe_open(str(fetch(filename)), framework="pt") as checkpoint:
+        if tensor_name not in checkpoint.keys():
+            raise KeyError(f"{name} has no tensor {tensor_name!r}; its names look like {next(iter(checkpoint.keys()))!r}.")
+        return checkpoint.get_tensor(tensor_name).to(dtype)
+
+
 def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, device: str | None = None, **kwargs):
     """A decoder and its tokenizer: `(model, tokenizer)`, the model on `device` (default: the GPU if any).
 
@@ -184,16 +239,14 @@ def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, devi
     The tokenizer gets a pad token if it has none (the eos token), padding on the right. A model whose
     weights in `dtype` would not fit the device is refused before any weight is read.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from ftkit.memory import check_fits_for_loading
 
     where = resolve_model_path(name, "causal_lm", SMOLLM2)
     if "quantization_config" not in kwargs:
         check_fits_for_loading(where, dtype, device or default_device())
-    tokenizer = AutoTokenizer.from_pretrained(where)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(name)
     kwargs = _placement(device, kwargs)
     model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, use_safetensors=True, **kwargs)
     return _placed(model, device, kwargs), tokenizer

@@ -58,3 +58,24 @@ def test_meta_models_match_the_canonical_counts():
     assert count_parameters(models.meta_model("distilbert-base-uncased", num_labels=2)).total == 66_955_010
     with pytest.raises(ValueError, match="llama-2-7b"):
         models.meta_model("gpt-2")
+
+
+def test_one_checkpoint_tensor_is_the_loaded_models_weight_and_the_meta_model_counts_the_same():
+    model, _ = models.load_causal_lm(models.SMOLLM2, device="cpu")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert torch.equal(models.checkpoint_tensor(models.SMOLLM2, name), model.get_parameter(name))
+    with pytest.raises(KeyError, match="has no tensor"):
+        models.checkpoint_tensor(models.SMOLLM2, "model.layers.99.nothing.weight")
+    meta = models.meta_causal_lm(models.SMOLLM2)
+    assert next(meta.parameters()).device.type == "meta"
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in model.parameters())
+
+
+def test_a_memory_cap_makes_a_model_too_large_to_load(monkeypatch):
+    from ftkit import memory
+
+    assert memory.fits_for_loading(models.SMOLLM2, torch.float32, "cpu", share=0.5)
+    monkeypatch.setenv("FTKIT_MEMORY_GB", "0.4")  # the 135M model's fp32 weights take 0.5 GiB
+    assert not memory.fits_for_loading(models.SMOLLM2, torch.float32, "cpu")
+    with pytest.raises(MemoryError, match="Load it in 4-bit"):
+        models.load_causal_lm(models.SMOLLM2, device="cpu")
