@@ -36,8 +36,13 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0):
         super().__init__()
-        if r < 1:
-            raise ValueError(f"The rank r must be at least 1, got {r}.")
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ValueError(f"The rank r must be a whole number of at least 1, got {r!r}: use e.g. r=8.")
+        if r > min(base.in_features, base.out_features):
+            # B A would then have rank min(d, k) anyway, with more parameters than the full update (peft refuses too).
+            raise ValueError(f"Rank {r} is above min(d_out, d_in) = {min(base.in_features, base.out_features)} of this "
+                             f"{base.out_features} x {base.in_features} layer: choose r <= "
+                             f"{min(base.in_features, base.out_features)}, or train the layer fully instead.")
         self.base = base
         self.base.requires_grad_(False)
         self.r, self.alpha, self.scale = r, alpha, alpha / r
@@ -106,12 +111,18 @@ def add_lora(model: nn.Module, target_modules: Iterable[str], r: int = 8, alpha:
     if unmatched:
         raise ValueError(f"target_modules {unmatched} match no linear module of {type(model).__name__}. "
                          f"Its linear modules are named: {', '.join(linear_module_names(model))}.")
+    keep = list(trainable_modules)
+    names = [name for name, _ in model.named_modules()]
+    unmatched_keep = [t for t in keep if not any(_matches(name, t) for name in names)]
+    if unmatched_keep:
+        raise ValueError(f"trainable_modules {unmatched_keep} match no module of {type(model).__name__}, so they would "
+                         f"stay frozen. Name modules that exist, e.g. the head: {', '.join(names[-3:])}.")
     model.requires_grad_(False)
     for name, linear in linears.items():
         if any(_matches(name, t) for t in targets):
             _set_module(model, name, LoRALinear(linear, r, alpha, dropout))
     for name, module in model.named_modules():
-        if any(_matches(name, t) for t in trainable_modules):
+        if any(_matches(name, t) for t in keep):
             module.requires_grad_(True)
     return model
 

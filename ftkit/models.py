@@ -133,6 +133,11 @@ def prepare_minilm_distilbert(force: bool = False) -> Path:
 # Loading
 # ---------------------------------------------------------------------------------------------------
 
+def _looks_like_a_path(name: str) -> bool:
+    """A Hub id is `name` or `org/name`; anything else (`./x`, `/x`, `~/x`, `a/b/c`, `C:\\x`) is a folder path."""
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
+
+
 def resolve_model_path(name: str, role: str, packaged_alternative: str) -> str | Path:
     """Where to load `name` from: a packaged name becomes its cached folder, a folder stays itself, and a Hub id
     offline is an error that names the packaged alternative."""
@@ -147,6 +152,9 @@ def resolve_model_path(name: str, role: str, packaged_alternative: str) -> str |
         return folder
     if Path(name).is_dir():
         return name
+    if _looks_like_a_path(name):
+        raise FileNotFoundError(f"There is no model folder at {Path(name).expanduser().resolve()}. Check the path, "
+                                "or give a Hub id such as 'distilbert-base-uncased'.")
     if model_source() == "offline":
         raise ValueError(
             f"{name!r} is a Hugging Face Hub model, and the Hub cannot be reached here "

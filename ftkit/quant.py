@@ -150,6 +150,12 @@ def _check_input(w: torch.Tensor, blocksize: int) -> None:
                         "`.float()` first (integer and bool tensors have no scale to preserve).")
     if blocksize < 2 or blocksize % 2:
         raise ValueError(f"blocksize must be an even number >= 2, got {blocksize}.")
+    if w.numel() == 0:
+        raise ValueError("The tensor is empty: there is nothing to quantize.")
+    if not torch.isfinite(w).all():
+        bad = (~torch.isfinite(w)).sum().item()
+        raise ValueError(f"The tensor holds {bad:,} NaN or infinite values: a block's absmax would be NaN or inf and "
+                         "every value of that block would be lost. Find where they came from (a diverged run?) first.")
     if w.numel() % blocksize:
         raise ValueError(f"A tensor of {w.numel():,} values does not split into blocks of {blocksize}: "
                          f"{w.numel() % blocksize} values would be left over. Choose a blocksize that "

@@ -30,7 +30,7 @@ def peft_and_scratch(targets, r=4, alpha=8):
     base = tiny_distilbert()
     scratch = lora.add_lora(copy.deepcopy(base), targets, r=r, alpha=alpha, trainable_modules=HEAD)
     peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=r, lora_alpha=alpha, target_modules=targets,
-                                                                 task_type="SEQ_CLS", modules_to_save=HEAD))
+                                                                 task_type="SEQ_CLS", modules_to_save=list(HEAD)))  # a copy: peft appends to the list it is given
     # Give peft's adapters non-zero B (as after training), then copy peft's A and B into ours.
     torch.manual_seed(2)
     layers = lora.lora_layers(scratch)
@@ -114,7 +114,7 @@ def test_copy_from_peft_reproduces_peft_outputs():
 
     base = tiny_distilbert()
     peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=4, target_modules=["q_lin", "lin2"],
-                                                                 task_type="SEQ_CLS", modules_to_save=HEAD))
+                                                                 task_type="SEQ_CLS", modules_to_save=list(HEAD)))  # a copy: peft appends to the list it is given
     torch.manual_seed(3)
     for name, param in peft_model.named_parameters():
         if param.requires_grad:
@@ -125,3 +125,17 @@ def test_copy_from_peft_reproduces_peft_outputs():
     with torch.no_grad():
         assert torch.allclose(scratch.eval()(**x).logits, peft_model.eval()(**x).logits, atol=1e-6)
         assert not torch.allclose(scratch(**x).logits, base(**x).logits, atol=1e-3)
+
+
+@pytest.mark.parametrize("rank, message", [(0, "at least 1"), (2.5, "whole number"), (True, "whole number"),
+                                           (5, "above min\\(d_out, d_in\\) = 4")])
+def test_ranks_that_cannot_work_are_refused_with_the_fix(rank, message):
+    with pytest.raises(ValueError, match=message):
+        lora.LoRALinear(torch.nn.Linear(4, 6), r=rank, alpha=8)
+    lora.LoRALinear(torch.nn.Linear(4, 6), r=4, alpha=8)  # full rank is allowed
+
+
+def test_trainable_modules_that_match_nothing_are_an_error_not_a_frozen_head():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"trainable_modules \['classifier'\] match no module"):
+        lora.add_lora(model, ["0"], r=2, trainable_modules=["classifier"])

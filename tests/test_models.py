@@ -79,3 +79,9 @@ def test_a_memory_cap_makes_a_model_too_large_to_load(monkeypatch):
     assert not memory.fits_for_loading(models.SMOLLM2, torch.float32, "cpu")
     with pytest.raises(MemoryError, match="Load it in 4-bit"):
         models.load_causal_lm(models.SMOLLM2, device="cpu")
+
+
+@pytest.mark.parametrize("name", ["./no-such-model", "/tmp/no/such/model", "~/no-such-model", "a/b/c"])
+def test_a_missing_folder_is_reported_as_a_missing_folder_not_as_a_hub_model(name):
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        models.resolve_model_path(name, "causal_lm", models.SMOLLM2)

@@ -131,3 +131,11 @@ def test_prompt_completion_loader_masks_the_prompt_and_padding():
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
     with pytest.raises(ValueError, match="no room"):
         prompt_completion_loader(["a"], ["long completion"], Tokenizer(), batch_size=1, max_length=4)
+
+
+@pytest.mark.parametrize("bad, message", [(torch.empty(0), "empty"),
+                                          (torch.tensor([1.0, float("nan")] * 32), "2?32 NaN or infinite"),
+                                          (torch.tensor([1.0, float("inf")] * 32), "NaN or infinite")])
+def test_empty_or_non_finite_weights_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        quant.quantize_nf4(bad, blocksize=64)
