@@ -22,7 +22,7 @@ EMULATED_HUB ?= $(FTKIT_CACHE)/emulated-hub
 .PHONY: setup lab test test-hub gpu-smoke emulated-hub run clean-build
 
 setup: $(STAMP)
-	$(BIN)/python -m ftkit.prepare
+	$(BIN)/python -m course.prepare
 
 $(STAMP): constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,9 +51,9 @@ gpu-smoke: emulated-hub
 
 # The report (build/report.html) is written even when a notebook failed; `make run` still fails then.
 run: setup
-	$(BIN)/python -m ftkit.run_notebooks --profile $(PROFILE) --out build $(NOTEBOOKS); status=$$?; \
-	$(BIN)/python -m ftkit.report --out build || exit 1; exit $$status
-	$(BIN)/python -m ftkit.readme
+	$(BIN)/python -m course.run_notebooks --profile $(PROFILE) --out build $(NOTEBOOKS); status=$$?; \
+	$(BIN)/python -m course.report --out build || exit 1; exit $$status
+	$(BIN)/python -m course.readme
 
 clean-build:
 	rm -rf build

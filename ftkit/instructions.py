@@ -64,7 +64,7 @@ def _take(rows: list, n: int, seed: int) -> list:
 
 def sentiment_examples(n_train: int, n_test: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """Movie-review sentences (Rotten Tomatoes snippets); held out: the sentiment data's own test split."""
-    from ftkit.data import load_sentiment
+    from course.data import load_sentiment
 
     movies = load_sentiment("movies", seed=seed)
     make = lambda row: {"task": "sentiment", "instruction": SENTIMENT_INSTRUCTION, "context": row["text"],  # noqa: E731
@@ -75,7 +75,7 @@ def sentiment_examples(n_train: int, n_test: int, seed: int = 0) -> tuple[list[d
 
 def qa_examples(n_train: int, n_test: int, seed: int = 0, max_answer_words: int = 30) -> tuple[list[dict], list[dict]]:
     """Short questions and answers (ChatterBot corpus), split by question so that no question is in both."""
-    from ftkit.data import load_chatterbot_qa
+    from course.data import load_chatterbot_qa
 
     seen, rows = set(), []
     for row in load_chatterbot_qa():
@@ -89,7 +89,7 @@ def qa_examples(n_train: int, n_test: int, seed: int = 0, max_answer_words: int 
 
 def summary_examples(n_train: int, n_test: int) -> tuple[list[dict], list[dict]]:
     """The course's dialogue-summary set; held out: its test split."""
-    from ftkit.data import load_dialogue_summaries
+    from course.data import load_dialogue_summaries
 
     dialogues = load_dialogue_summaries()
     make = lambda row: {"task": "summary", "instruction": SUMMARY_INSTRUCTION, "context": row["dialogue"],  # noqa: E731
@@ -108,7 +108,7 @@ def starter_examples(n_train: int, n_test: int, seed: int = 0, n_options: int = 
     """Which conversation starter began a chat (Chit Chat Challenge): the chat's first turns and
     `n_options` starters to choose from. Only chats whose first turns share a content word with their
     starter are used, so the answer can be read from the text. Split by chat."""
-    from ftkit.data import load_chitchat
+    from course.data import load_chitchat
 
     chats = load_chitchat()
     starters = sorted({p for p in chats["prompt"] if p})

@@ -254,7 +254,7 @@ def peft_classifier(name: str, target_modules: Iterable[str], r: int, alpha: flo
     """
     from peft import LoraConfig, get_peft_model
 
-    from ftkit.models import load_sequence_classifier
+    from course.models import load_sequence_classifier
 
     model, _ = load_sequence_classifier(name, num_labels=2, seed=seed)
     config = LoraConfig(r=r, lora_alpha=alpha if alpha is not None else 2 * r, target_modules=list(target_modules),
@@ -294,7 +294,7 @@ def adapter_accuracy_table(peft_model, adapters: Iterable[str], loaders: dict):
 def plot_accuracy_vs_parameters(sweep, references: dict[str, float], *, title: str):
     """Accuracy (%) against trainable parameters (log scale), one line per `sweep["targets"]`, each point
     labelled with its rank, and a dashed horizontal line for each reference (e.g. full fine-tuning)."""
-    from ftkit.plots import line_chart
+    from course.plots import line_chart
 
     ax = line_chart(sweep, "trainable", "accuracy", hue="targets", title=title,
                     xlabel="trainable parameters (count, log scale)", ylabel="test accuracy (%)")

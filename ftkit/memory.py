@@ -135,7 +135,7 @@ def fits_for_loading(name: str, dtype, device: str | None = None, share: float =
     """
     import torch
 
-    from ftkit.models import default_device, resolve_model_path
+    from course.models import default_device, resolve_model_path
 
     device = torch.device(device or default_device()).type
     return weights_gb(resolve_model_path(name, "causal_lm", name), dtype)[1] <= share * available_memory_gb(device)
@@ -149,7 +149,7 @@ def check_fits_for_loading(where, dtype, device: str | None = None) -> None:
     """
     import torch
 
-    from ftkit.models import default_device
+    from course.models import default_device
 
     n_params, needed = weights_gb(where, dtype)
     device = torch.device(device or default_device()).type

@@ -259,8 +259,8 @@ def mask_share_by_group(model: nn.Module, masks: dict[str, torch.Tensor]) -> dic
 
 def record_variant(config, rows: list[dict], variant: str, model: nn.Module, result: TrainResult,
                    baseline: float, *, trainable: int | None = None, task: str = "movie-review sentiment") -> dict:
-    """Append a variant's row to `rows`, record it with `ftkit.results.record`, print a one-line summary."""
-    from ftkit import results
+    """Append a variant's row to `rows`, record it with `course.results.record`, print a one-line summary."""
+    from course import results
 
     accuracy = result.evaluations[-1]["accuracy"]
     row = result_row(variant, model, result, accuracy, trainable=trainable)

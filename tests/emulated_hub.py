@@ -56,7 +56,7 @@ def build_models(root: Path) -> None:
     from transformers import (AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM, LlamaConfig,
                               LlamaForCausalLM)
 
-    from ftkit.models import MINILM_DISTILBERT, SMOLLM2, resolve_model_path
+    from course.models import MINILM_DISTILBERT, SMOLLM2, resolve_model_path
 
     torch.manual_seed(0)
     wordpiece = AutoTokenizer.from_pretrained(resolve_model_path(MINILM_DISTILBERT, "sequence_classifier", MINILM_DISTILBERT))
@@ -106,7 +106,7 @@ def _cache_dataset(root: Path, repo_id: str, config_name: str, splits: dict, fea
 def build_imdb(root: Path) -> None:
     from datasets import ClassLabel, Features, Value
 
-    from ftkit import data
+    from course import data
 
     movies = data.load_sentiment("movies", seed=0, source="offline")
     pools = {"train": movies["train"], "test": movies["test"]}
@@ -135,7 +135,7 @@ def _as_dialogsum(dialogue: str) -> str:
 def build_dialogsum(root: Path) -> None:
     from datasets import Features, Value
 
-    from ftkit import data
+    from course import data
 
     course = data.load_dialogue_summaries(source="offline")
     splits = {}

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from ftkit import choosing
+from course import choosing
 
 
 def records() -> pd.DataFrame:

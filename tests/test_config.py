@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from ftkit import config
+from course import config
 
 
 def test_unknown_profile_lists_the_valid_ones(monkeypatch):

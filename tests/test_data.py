@@ -1,6 +1,6 @@
 import pytest
 
-from ftkit import data
+from course import data
 
 
 def test_movie_sentiment_splits_are_balanced_disjoint_and_repeatable():
@@ -36,7 +36,7 @@ def test_individual_ratings_average_to_the_published_mean():
 
 def test_a_missing_vader_cache_says_how_to_fetch_it(monkeypatch, tmp_path):
     monkeypatch.setenv("FTKIT_CACHE", str(tmp_path))
-    with pytest.raises(data.PackagedAssetMissing, match="ftkit.prepare"):
+    with pytest.raises(data.PackagedAssetMissing, match="course.prepare"):
         data.load_sentiment("movies", source="offline")
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ftkit import device_guard
+from course import device_guard
 
 
 def test_a_module_left_on_another_device_is_named():

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from ftkit import data
+from course import data
 
 TOPICS = {"plans", "work", "family", "shopping", "travel", "health", "hobbies", "tech help", "money", "study",
           "misunderstanding", "good news", "bad news", "food", "housing", "pets", "sport", "events"}

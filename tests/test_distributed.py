@@ -20,8 +20,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ftkit import distributed
-from ftkit.results import REPO_ROOT
+from course import distributed
+from course.results import REPO_ROOT
 
 SFT = ["--task", "sft", "--tiny", "--steps", "6", "--lr", "1e-2", "--global-batch", "4", "--examples", "24"]
 LORA = ["--task", "lora", "--tiny", "--steps", "4", "--lr", "1e-2", "--global-batch", "8", "--examples", "32",
@@ -38,7 +38,7 @@ def two_ranks(tmp_path_factory):
     """The three runs on two processes, in one torchrun launch (the imports are paid once)."""
     folder = tmp_path_factory.mktemp("two-ranks")
     calls = "; ".join(f"train(parse_args({run_args(name, folder)!r}))" for name in RUNS)
-    code = (f"from accelerate import PartialState; from ftkit.distributed import parse_args, train; {calls}; "
+    code = (f"from accelerate import PartialState; from course.distributed import parse_args, train; {calls}; "
             "PartialState().destroy_process_group()")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "--no-python", sys.executable, "-c", code]
@@ -122,7 +122,7 @@ def test_real_model_path_starts(tmp_path):
 
 def test_scaling_doc_table_is_current():
     text = distributed.DOC.read_text()
-    assert distributed.render_doc(text) == text, "run `python -m ftkit.distributed --update-docs`"
+    assert distributed.render_doc(text) == text, "run `python -m course.distributed --update-docs`"
 
 
 def test_fsdp_shards_states_but_not_activations():
@@ -142,7 +142,7 @@ def test_fsdp_recipe_config_is_what_accelerate_reads():
     from accelerate.utils.launch import prepare_multi_gpu_env
 
     config = REPO_ROOT / "docs" / "fsdp_qlora.yaml"
-    args = launch_command_parser().parse_args(["--config_file", str(config), "-m", "ftkit.distributed",
+    args = launch_command_parser().parse_args(["--config_file", str(config), "-m", "course.distributed",
                                                "--task", "sft"])
     args, _, _ = _validate_launch_command(args)
     env = prepare_multi_gpu_env(args)

@@ -53,10 +53,11 @@ def unknown_keywords(source: str) -> list[str]:
 
 def sources():
     yield from sorted((ROOT / "ftkit").glob("*.py"))
+    yield from sorted((ROOT / "course").glob("*.py"))
     yield from sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-@pytest.mark.parametrize("path", list(sources()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", list(sources()), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_config_keywords_exist_in_the_pinned_libraries(path):
     source = code_of_notebook(path) if path.suffix == ".ipynb" else path.read_text()
     assert unknown_keywords(source) == []

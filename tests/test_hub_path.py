@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ftkit import config, models
+from course import config, models
 
 ROOT = Path(__file__).resolve().parents[1]
 # Budget keys that size a subset of the movie-sentiment splits, and the split each draws from.
@@ -54,7 +54,7 @@ def subset_sizes() -> list[tuple[str, str, str, int]]:
 def test_every_sentiment_subset_the_course_draws_holds_both_labels(emulated_hub, source):
     labels = run_on_the_hub(emulated_hub, f"""
         import json
-        from ftkit import data
+        from course import data
         movies = data.load_sentiment("movies", seed=0, source="{source}")
         print(json.dumps({{split: list(movies[split]["label"]) for split in movies}}))
     """)
@@ -76,7 +76,7 @@ def test_dialogsum_test_split_is_scored_once_per_dialogue_against_all_references
     found = run_on_the_hub(emulated_hub, """
         import json
         from datasets import load_dataset
-        from ftkit import data
+        from course import data
         stored = load_dataset("knkarthick/dialogsum")["test"]
         test = data.load_dialogue_summaries()["test"]
         print(json.dumps({"stored": len(stored), "distinct": len(set(stored["dialogue"])), "rows": len(test),
@@ -91,7 +91,7 @@ def test_dialogsum_test_split_is_scored_once_per_dialogue_against_all_references
 def test_the_canonical_ids_load_from_the_emulated_hub_on_the_configured_paths(emulated_hub):
     loaded = run_on_the_hub(emulated_hub, """
         import json
-        from ftkit import config, models
+        from course import config, models
         names = {p: config.model_for("llama", "hub", p) for p in ("cpu", "gpu")}
         decoder, _ = models.load_causal_lm(names["gpu"])
         encoder, _ = models.load_sequence_classifier(config.model_for("sequence_classifier", "hub", "cpu"))

@@ -9,7 +9,7 @@ from ftkit.causal_lm import IGNORE_INDEX
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftkit.models import cache_dir
+    from course.models import cache_dir
 
     folder = cache_dir() / "models" / "smollm2-135m-instruct"
     if not (folder / "tokenizer.json").exists():

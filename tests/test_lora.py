@@ -100,7 +100,7 @@ def test_canonical_distilbert_figure():
     """peft prints 628,994 trainable of 67,584,004 for distilbert-base-uncased, r=4 on q_lin, 2-class head."""
     from peft import LoraConfig, get_peft_model
 
-    from ftkit.models import meta_model
+    from course.models import meta_model
 
     model = get_peft_model(meta_model("distilbert-base-uncased", num_labels=2),
                            LoraConfig(r=4, lora_alpha=32, target_modules=["q_lin"], task_type="SEQ_CLS"))

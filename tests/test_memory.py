@@ -39,7 +39,7 @@ def test_fits_leaves_room_for_overhead():
 def test_a_model_too_large_to_load_says_how_much_it_needs(monkeypatch):
     import torch
 
-    from ftkit.models import cache_dir
+    from course.models import cache_dir
 
     monkeypatch.setattr(memory, "available_memory_gb", lambda device="cpu": 0.1)
     with pytest.raises(MemoryError, match=r"134,515,008 parameters: 0.5 GiB .* only 0.1 GiB"):

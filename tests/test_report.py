@@ -5,9 +5,9 @@ import re
 import nbformat
 import pytest
 
-from ftkit import report
-from ftkit.readme import NOTEBOOKS
-from ftkit.results import REPO_ROOT, load_results
+from course import report
+from course.readme import NOTEBOOKS
+from course.results import REPO_ROOT, load_results
 
 RESULTS = REPO_ROOT / "results"  # the committed results, not the test session's temporary folder
 

@@ -1,6 +1,6 @@
 from types import SimpleNamespace
 
-from ftkit import results
+from course import results
 
 
 def fake_run(notebook="01_demo", profile="smoke"):

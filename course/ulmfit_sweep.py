@@ -1,4 +1,4 @@
-"""The validation runs behind notebook 03's ULMFiT rate: `python -m ftkit.ulmfit_sweep [--profile cpu]`.
+"""The validation runs behind notebook 03's ULMFiT rate: `python -m course.ulmfit_sweep [--profile cpu]`.
 
 Every run trains as notebook 03 trains (the same training sentences, batches, steps and start) and is scored
 on the validation split, which the notebook never uses:
@@ -28,7 +28,8 @@ COMBINATION = "ULMFiT (all three)"  # the variant whose best rate the notebook u
 def sweep(profile: str = "cpu", rates=RATES, seeds=SEEDS) -> dict:
     """Train and score every run; return the rows (variant, rate, seed, steps, validation accuracy, seconds)
     and the chosen `ulmfit_lr`."""
-    from ftkit import batching, config, data, evaluate, models, transfer
+    from ftkit import batching, evaluate, transfer
+    from course import config, data, models
     from ftkit.train import layer_groups
 
     cfg = config.setup(NOTEBOOK, profile=profile)
@@ -87,7 +88,7 @@ def show(path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ftkit.results import sweep_path
+    from course.results import sweep_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])

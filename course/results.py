@@ -62,7 +62,7 @@ def stand_in_notice(wanted: str, shown: str) -> str:
 def record(config, method: str, *, task: str, metric: str, value: float, baseline: float | None = None,
            trainable_params: int | None = None, total_params: int | None = None,
            peak_memory_gb: float | None = None, wall_time_s: float | None = None, **extra) -> dict:
-    """Write one headline figure of `config.notebook` (a `ftkit.config.RunConfig`) and return the record.
+    """Write one headline figure of `config.notebook` (a `course.config.RunConfig`) and return the record.
 
     `value` is the quality metric named by `metric` after training, `baseline` the same metric before.
     Extra keyword arguments are stored too (numbers or short strings).

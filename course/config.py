@@ -31,7 +31,7 @@ MODEL_SOURCES = ("hub", "offline")
 HUB_HOST = "huggingface.co"
 
 # Which model each role loads, for each model source and profile: one place, read by every notebook and
-# rendered into the README. Offline names are the packaged models that `ftkit.models` converts once into
+# rendered into the README. Offline names are the packaged models that `course.models` converts once into
 # plain cached checkpoints. The cpu profile never loads a model that a laptop CPU cannot train. On a GPU
 # with the Hub, 05 takes the canonical Llama-2-7B in 4 bits (QLoRA's point: 7B on one 16 GB card), while
 # 01/02/06/07 keep SmolLM2-135M-Instruct: they fully fine-tune it, hold two or three copies at once (PPO's
@@ -264,7 +264,7 @@ def seed_everything(seed: int) -> None:
 
 def device_name() -> str:
     """`cuda` when a GPU is present, else `cpu`: where models and batches go."""
-    from ftkit.models import default_device
+    from course.models import default_device
 
     return default_device()
 
@@ -328,7 +328,7 @@ def setup(notebook: str, profile: str | None = None, models: str | None = None, 
     )
     config.budget = SimpleNamespace(**BUDGETS[notebook][config.profile])
     if os.environ.get("FTKIT_REQUIRE_DEVICE"):  # `make gpu-smoke`: fail on any model or batch left elsewhere
-        from ftkit import device_guard
+        from course import device_guard
 
         device_guard.install(os.environ["FTKIT_REQUIRE_DEVICE"])
     seed_everything(seed)

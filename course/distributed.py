@@ -1,16 +1,16 @@
 """Training past one machine: notebook 04's LoRA and notebook 02's SFT on many processes, one script.
 
-    python -m ftkit.distributed --task lora                                  # one process
-    torchrun --nproc_per_node 2 -m ftkit.distributed --task lora             # two processes, DDP
-    accelerate launch --multi_gpu --num_processes 2 -m ftkit.distributed --task sft   # GPUs, via accelerate
-    accelerate launch --config_file docs/fsdp_qlora.yaml -m ftkit.distributed --task sft \\
+    python -m course.distributed --task lora                                  # one process
+    torchrun --nproc_per_node 2 -m course.distributed --task lora             # two processes, DDP
+    accelerate launch --multi_gpu --num_processes 2 -m course.distributed --task sft   # GPUs, via accelerate
+    accelerate launch --config_file docs/fsdp_qlora.yaml -m course.distributed --task sft \\
         --model NousResearch/Llama-2-7b-hf --qlora --bf16 --gradient-checkpointing   # FSDP, several GPUs
 
 The engine is Hugging Face accelerate, not a loop of our own: under a multi-process launch its
 `Accelerator` wraps the model in torch's `DistributedDataParallel` (gloo on CPU, nccl on GPU), or in FSDP
 or DeepSpeed when the launch's config file says so, and hands each process its own share of every batch.
 What the script keeps from the notebooks: the model, the LoRA settings, the data, the optimizer and the
-budget (`ftkit.config.BUDGETS`) of the profile.
+budget (`course.config.BUDGETS`) of the profile.
 
 Two choices make N processes train exactly like one:
 - The global batch is fixed (the notebook's `batch_size`); each of the N processes takes 1/N of it.
@@ -20,7 +20,7 @@ Two choices make N processes train exactly like one:
 
 Only rank 0 prints and saves (the adapter in safetensors and `run.json`). `--replica-dir` makes every
 rank save its trainable weights too, which is how the tests check that the replicas agree.
-`python -m ftkit.distributed --update-docs` regenerates the per-GPU memory table of `docs/scaling.md`.
+`python -m course.distributed --update-docs` regenerates the per-GPU memory table of `docs/scaling.md`.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from ftkit.causal_lm import IGNORE_INDEX
-from ftkit.results import REPO_ROOT
+from course.results import REPO_ROOT
 
 NOTEBOOKS = {"lora": "04_lora_distilbert", "sft": "02_supervised_instruction"}
 ROLES = {"lora": "sequence_classifier", "sft": "causal_lm"}
@@ -74,7 +74,8 @@ def build_model(task: str, name: str, budget, *, tiny: bool, seed: int, qlora: b
     the base in 4-bit NF4 with double quantization, stored in bf16 so that FSDP can shard it.
     `tiny` keeps the tokenizer and the LoRA settings but swaps in `tiny_model`'s random weights.
     """
-    from ftkit import causal_lm, lora, models
+    from ftkit import causal_lm, lora
+    from course import models
 
     if task == "lora":
         if not tiny:
@@ -106,7 +107,7 @@ def _tokenizer(name: str, task: str):
     """The tokenizer of a packaged model, Hub id or folder (pad token = eos for a decoder without one)."""
     from transformers import AutoTokenizer
 
-    from ftkit.models import MINILM_DISTILBERT, SMOLLM2, resolve_model_path
+    from course.models import MINILM_DISTILBERT, SMOLLM2, resolve_model_path
 
     packaged = MINILM_DISTILBERT if task == "lora" else SMOLLM2
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name, ROLES[task], packaged))
@@ -121,7 +122,8 @@ def training_loader(task: str, tokenizer, budget, *, batch_size: int, examples: 
     lora: movie-review sentences (`budget.n_train` of them); sft: the five instruction tasks mixed
     (`budget.sizes`). `examples` keeps only the first so many (after shuffling with the seed).
     """
-    from ftkit import batching, data, instructions
+    from ftkit import batching, instructions
+    from course import data
 
     if task == "lora":
         movies = data.load_sentiment("movies", seed=0)
@@ -137,7 +139,8 @@ def training_loader(task: str, tokenizer, budget, *, batch_size: int, examples: 
 
 def evaluation_loader(tokenizer, budget, *, examples: int | None):
     """Notebook 04's test sentences (`budget.n_test`, or `examples`), unshuffled."""
-    from ftkit import batching, data
+    from ftkit import batching
+    from course import data
 
     movies = data.load_sentiment("movies", seed=0)
     n = min(budget.n_test, examples or budget.n_test, len(movies["test"]))
@@ -246,7 +249,7 @@ def train(args: argparse.Namespace) -> dict:
     from accelerate.utils import DistributedType
     from safetensors.torch import save_file
 
-    from ftkit import config
+    from course import config
     from ftkit.params import count_parameters
     from ftkit.train import trainable_state
 

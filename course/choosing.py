@@ -1,6 +1,6 @@
 """Choosing a method: every notebook's measured results in one table, and a decision guide drawn from it.
 
-`course_table` turns the records of `ftkit.results` into one row per (method, task) with the method's
+`course_table` turns the records of `course.results` into one row per (method, task) with the method's
 family, its gain over the notebook's own baseline (signed so that positive is better, whatever the metric),
 its trainable share, peak memory and wall time. `head_to_head` keeps, per task, the best run of each
 family; `decision_guide` writes its sentences from those measurements and from `ftkit.memory`'s plans,

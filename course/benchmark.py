@@ -1,8 +1,8 @@
-"""Time the course's set-up and test suite as a newcomer meets them: `python -m ftkit.benchmark`.
+"""Time the course's set-up and test suite as a newcomer meets them: `python -m course.benchmark`.
 
 Clones the committed repository into a temporary folder and runs `make setup` and `make test` there with
 an empty model cache and no pip cache, then writes the times to `results/timings/setup.json`, from which
-the README's figures are generated (`python -m ftkit.readme`). Takes 5-15 minutes.
+the README's figures are generated (`python -m course.readme`). Takes 5-15 minutes.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ftkit.config import hardware_description
-from ftkit.results import REPO_ROOT, results_dir
+from course.config import hardware_description
+from course.results import REPO_ROOT, results_dir
 
 
 LOG = REPO_ROOT / "build" / "benchmark.log"  # what set-up and tests printed, for when one of them fails

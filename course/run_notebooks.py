@@ -1,4 +1,4 @@
-"""Execute notebooks headless: `python -m ftkit.run_notebooks --profile cpu --out build notebooks/*.ipynb`.
+"""Execute notebooks headless: `python -m course.run_notebooks --profile cpu --out build notebooks/*.ipynb`.
 
 Each executed copy goes to `--out`, with `summary.json` and `summary.md` (time and status per notebook).
 `--write-back` also stores the outputs in the source notebooks: that is how the committed notebooks get
@@ -36,9 +36,9 @@ def run_notebook(path: Path, out_dir: Path, timeout_s: int) -> dict:
 
 def record_times(summary: list[dict]) -> None:
     """Keep each notebook's latest successful run time per profile in `results/timings/notebooks.json`;
-    the README's notebook map is generated from it (`python -m ftkit.readme`)."""
-    from ftkit.config import hardware_description
-    from ftkit.results import results_dir
+    the README's notebook map is generated from it (`python -m course.readme`)."""
+    from course.config import hardware_description
+    from course.results import results_dir
 
     path = results_dir() / "timings" / "notebooks.json"
     times = json.loads(path.read_text()) if path.exists() else {}

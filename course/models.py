@@ -47,7 +47,7 @@ def package_folder(package: str, pip_name: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Conversions, run once by `python -m ftkit.prepare`
+# Conversions, run once by `python -m course.prepare`
 # ---------------------------------------------------------------------------------------------------
 
 def prepare_smollm2(force: bool = False) -> Path:
@@ -141,14 +141,14 @@ def _looks_like_a_path(name: str) -> bool:
 def resolve_model_path(name: str, role: str, packaged_alternative: str) -> str | Path:
     """Where to load `name` from: a packaged name becomes its cached folder, a folder stays itself, and a Hub id
     offline is an error that names the packaged alternative."""
-    from ftkit.config import MODEL_NAMES, model_source
+    from course.config import MODEL_NAMES, model_source
 
     if name in PACKAGED_MODELS:
         folder = cache_dir() / "models" / name
         if not (folder / "model.safetensors").exists():
             raise PackagedAssetMissing(
                 f"The packaged model {name!r} has not been converted yet (looked in {folder}). "
-                "Run `make setup` or `python -m ftkit.prepare` once.")
+                "Run `make setup` or `python -m course.prepare` once.")
         return folder
     if Path(name).is_dir():
         return name

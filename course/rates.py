@@ -1,4 +1,4 @@
-"""The validation sweeps behind notebook 06's learning rates: `python -m ftkit.rates [--methods ...]`.
+"""The validation sweeps behind notebook 06's learning rates: `python -m course.rates [--methods ...]`.
 
 Each method trains for the notebook's steps at each of a few rates, from the notebook's start, and is scored
 on validation sentences that neither the notebook's tests nor its exercises use:
@@ -35,7 +35,8 @@ def make_model(method: str, cfg, base, tokenizer, prefix_start: torch.Tensor):
     """A fresh trainable model for `method`, built as notebook 06 builds it (the base stays frozen)."""
     from peft import LoraConfig, PrefixTuningConfig, get_peft_model
 
-    from ftkit import models, soft_prompts as sp
+    from ftkit import soft_prompts as sp
+    from course import models
 
     if method == "prompt tuning":
         return sp.SoftPrompt(base, N_TOKENS, init_text=INIT_TEXT, tokenizer=tokenizer)
@@ -57,7 +58,8 @@ def sweep(profile: str = "cpu", n_validation: int = 320, rates: dict[str, list[f
     same sentences, the seconds per method, and the best rate per method."""
     import pandas as pd
 
-    from ftkit import config, data, models, soft_prompts as sp
+    from ftkit import soft_prompts as sp
+    from course import config, data, models
 
     unknown = set(rates) - set(RATES)
     if unknown:
@@ -128,7 +130,7 @@ def table(path, methods):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ftkit.results import sweep_path
+    from course.results import sweep_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])

@@ -1,11 +1,11 @@
-"""The course report: `python -m ftkit.report --out build` writes `build/report.html` after `make run`.
+"""The course report: `python -m course.report --out build` writes `build/report.html` after `make run`.
 
 One self-contained page (charts embedded as PNG, no network):
 - every notebook of the course with its status and time in this build (`build/summary.json`, written by
-  `ftkit.run_notebooks`), its recorded times per profile (`results/timings/notebooks.json`), a link to the
+  `course.run_notebooks`), its recorded times per profile (`results/timings/notebooks.json`), a link to the
   executed copy in the build folder and to its HTML export (nbconvert, written next to it);
 - the total time of the build and of the whole course as recorded;
-- every notebook's headline results (`results/*.json`, read by `ftkit.results.load_results`) as one table;
+- every notebook's headline results (`results/*.json`, read by `course.results.load_results`) as one table;
 - charts: quality against the share of parameters trained, peak memory and wall time per method.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import os
 import time
 from pathlib import Path
 
-from ftkit.readme import NOTEBOOKS
-from ftkit.results import REPO_ROOT, load_results, results_dir
+from course.readme import NOTEBOOKS
+from course.results import REPO_ROOT, load_results, results_dir
 
 SCORE_METRICS_EXCLUDED = ("perplexity", "trainable share")  # lower is better, or not a quality at all
 STYLE = """
@@ -55,7 +55,7 @@ def export_html(notebook: Path) -> Path:
 
 
 def notebook_table(build: Path, results: Path, html_exports: bool = True):
-    """One row per notebook of the course (`ftkit.readme.NOTEBOOKS`): status and seconds in this build,
+    """One row per notebook of the course (`course.readme.NOTEBOOKS`): status and seconds in this build,
     recorded seconds per profile, and the paths of the executed copy and its HTML export ("" if absent)."""
     import pandas as pd
 
@@ -158,7 +158,7 @@ def quality_chart(table):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ftkit.plots import set_theme
+    from course.plots import set_theme
 
     excluded = table.metric.str.contains("|".join(SCORE_METRICS_EXCLUDED))
     points = table[~excluded & (table.trainable_params > 0) & table.value.between(0, 1)]
@@ -183,7 +183,7 @@ def per_method_chart(table, column: str, *, title: str, xlabel: str, log: bool =
     """
     import matplotlib.pyplot as plt
 
-    from ftkit.plots import bar_chart
+    from course.plots import bar_chart
 
     rows = table.dropna(subset=[column]).drop_duplicates(["notebook", "method", column]).copy()
     if rows.empty:
@@ -217,7 +217,7 @@ def charts_html(table) -> str:
 
 def render(out: Path, results: Path, html_exports: bool = True) -> str:
     """The report's HTML for the build folder `out` and the results folder `results`."""
-    from ftkit.config import hardware_description
+    from course.config import hardware_description
 
     notebooks = notebook_table(out, results, html_exports)
     table = results_frame(results)
@@ -226,7 +226,7 @@ def render(out: Path, results: Path, html_exports: bool = True) -> str:
 <style>{STYLE}</style></head><body>
 <h1>Fine-tuning course: report</h1>
 <p class="muted">Generated {time.strftime("%Y-%m-%d %H:%M")} on {html.escape(hardware_description())} by
-<code>python -m ftkit.report</code>; every figure comes from the files the notebooks wrote.</p>
+<code>python -m course.report</code>; every figure comes from the files the notebooks wrote.</p>
 <h2>Notebooks</h2>
 {notebooks_html(notebooks, out)}
 <h2>Results</h2>

@@ -1,6 +1,6 @@
 """A guard for GPU runs: every module's parameters, buffers and tensor inputs must be on the required device.
 
-`make gpu-smoke` sets `FTKIT_REQUIRE_DEVICE=cuda`; `ftkit.config.setup` then installs this guard in the
+`make gpu-smoke` sets `FTKIT_REQUIRE_DEVICE=cuda`; `course.config.setup` then installs this guard in the
 notebook's kernel, and the first forward pass of a module left on the CPU (or fed a CPU batch) stops the
 notebook with the module's name. Meta tensors (shapes without storage, used for counting) are allowed.
 """

@@ -1,9 +1,9 @@
-"""Regenerate the README's measured tables from the results files: `python -m ftkit.readme`.
+"""Regenerate the README's measured tables from the results files: `python -m course.readme`.
 
 The README holds no hand-typed measurement: its notebook map (with each notebook's run time per
 profile, from `results/timings/notebooks.json`, written by `make run`), its set-up and test-suite
-times (from `results/timings/setup.json`, written by `python -m ftkit.benchmark`) and its table of what
-each notebook loads on each path (from `ftkit.config`) are generated here, between marker comments. `tests/test_readme.py` checks that they are current.
+times (from `results/timings/setup.json`, written by `python -m course.benchmark`) and its table of what
+each notebook loads on each path (from `course.config`) are generated here, between marker comments. `tests/test_readme.py` checks that they are current.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from ftkit.results import REPO_ROOT, results_dir
+from course.results import REPO_ROOT, results_dir
 
 NOTEBOOKS = {
     "00_start_here": "fine-tuning's families, parameter counts on real models, memory of full/LoRA/QLoRA",
@@ -51,9 +51,9 @@ def notebook_map() -> str:
 def setup_timings() -> str:
     path = results_dir() / "timings" / "setup.json"
     if not path.exists():
-        return "Set-up and test-suite times have not been measured yet (`python -m ftkit.benchmark`)."
+        return "Set-up and test-suite times have not been measured yet (`python -m course.benchmark`)."
     t = json.loads(path.read_text())
-    return (f"Measured by `python -m ftkit.benchmark` on {t['date']} ({t['hardware']}, commit {t['commit']}, "
+    return (f"Measured by `python -m course.benchmark` on {t['date']} ({t['hardware']}, commit {t['commit']}, "
             f"fresh clone, empty caches): set-up {t['setup_seconds'] / 60:.1f} min"
             f"{'' if t['setup_ok'] else ' (failed)'}, test suite {t['test_seconds'] / 60:.1f} min"
             f"{'' if t['tests_ok'] else ' (failed)'}.")
@@ -66,7 +66,7 @@ def _name(name: str, packaged: bool) -> str:
 def path_table() -> str:
     """What each notebook loads on each path: the model roles and data sets of `config.NOTEBOOK_USES`,
     resolved through `config.model_for` / `config.data_for` (the smoke profile loads what cpu loads)."""
-    from ftkit.config import DATA_NAMES, MODEL_NAMES, NOTEBOOK_USES, data_for, model_for
+    from course.config import DATA_NAMES, MODEL_NAMES, NOTEBOOK_USES, data_for, model_for
 
     paths = [("offline", "cpu"), ("hub", "cpu"), ("hub", "gpu")]
     rows = ["| notebook | offline (any profile) | hub, `smoke` and `cpu` | hub, `gpu` |", "|---|---|---|---|"]

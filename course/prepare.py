@@ -1,4 +1,4 @@
-"""One-time preparation of the offline assets: `python -m ftkit.prepare`.
+"""One-time preparation of the offline assets: `python -m course.prepare`.
 
 Converts the packaged models into plain cached checkpoints and extracts the VADER data. Each step is
 skipped when its output exists, so running it again costs about a second. `--data` prepares the data
@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", action="store_true", help="prepare the data sets only, not the packaged models")
     data_only = parser.parse_args(argv).data
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every asset here is local; never wait on the network
-    from ftkit.data import prepare_vader
-    from ftkit.models import cache_dir, prepare_minilm_distilbert, prepare_smollm2
+    from course.data import prepare_vader
+    from course.models import cache_dir, prepare_minilm_distilbert, prepare_smollm2
 
     steps = [("VADER human-rated sentences", prepare_vader)]
     if not data_only:
