@@ -16,6 +16,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from course.notebooks import NOTEBOOKS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 # Colab brings these itself (its CUDA torch) or the course never runs them there (the lab and test tools).
@@ -87,7 +89,7 @@ def regenerate(notebook: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))
+    notebooks = [notebook.path for notebook in NOTEBOOKS.values()]
     if "--check" in argv:
         stale = [n.name for n in notebooks if "".join(json.loads(n.read_text())["cells"][1]["source"]) != install_cell()]
         print("stale Colab cells: " + (", ".join(stale) or "none"))

@@ -23,6 +23,8 @@ from importlib import metadata
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+from course.notebooks import notebook as course_notebook
+
 if TYPE_CHECKING:
     from ftkit.precision import Precision
 
@@ -50,19 +52,6 @@ MODEL_NAMES: dict[str, dict[str, str | dict[str, str]]] = {
 DATA_NAMES: dict[str, dict[str, str]] = {
     "movie_sentiment": {"offline": "VADER movie-review sentences (vaderSentiment sdist)", "hub": "stanfordnlp/imdb"},
     "dialogue_summaries": {"offline": "the course's own set (data/dialogues)", "hub": "knkarthick/dialogsum"},
-}
-# What each notebook loads: model roles and data sets (the names above, or a packaged set's name).
-NOTEBOOK_USES: dict[str, tuple[str, ...]] = {
-    "00_start_here": ("causal_lm", "sequence_classifier"),
-    "01_self_supervised": ("causal_lm", "movie_sentiment", "Python docs"),
-    "02_supervised_instruction": ("causal_lm", "movie_sentiment", "dialogue_summaries", "ChatterBot Q/A",
-                                  "Chit Chat"),
-    "03_transfer_learning": ("sequence_classifier", "movie_sentiment"),
-    "04_lora_distilbert": ("sequence_classifier", "movie_sentiment", "VADER products and tweets"),
-    "05_qlora_llama": ("llama", "dialogue_summaries"),
-    "06_soft_prompts_adapters": ("causal_lm", "sequence_classifier", "movie_sentiment", "VADER products"),
-    "07_rlhf": ("causal_lm", "VADER human ratings"),
-    "08_choosing_a_method": (),
 }
 
 
@@ -316,8 +305,7 @@ class RunConfig:
 def setup(notebook: str, profile: str | None = None, models: str | None = None, seed: int = 0,
           verbose: bool = True) -> RunConfig:
     """Choose profile and model source, seed everything, print the environment, return the config."""
-    if notebook not in BUDGETS:
-        raise KeyError(f"No budget for notebook {notebook!r}; known notebooks: {', '.join(BUDGETS)}.")
+    course_notebook(notebook)  # a name outside the course fails here, naming the course's notebooks
     config = RunConfig(
         notebook=notebook,
         profile=current_profile(profile),

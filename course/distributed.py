@@ -38,7 +38,7 @@ import torch
 from ftkit.causal_lm import IGNORE_INDEX
 from course.results import REPO_ROOT
 
-NOTEBOOKS = {"lora": "04_lora_distilbert", "sft": "02_supervised_instruction"}
+TASK_NOTEBOOKS = {"lora": "04_lora_distilbert", "sft": "02_supervised_instruction"}  # whose budget each task runs
 ROLES = {"lora": "sequence_classifier", "sft": "causal_lm"}
 LORA_TARGETS = ("q_lin", "v_lin")  # notebook 04's main variant: r=8, alpha=16 on the attention's q and v
 LORA_RANK = 8
@@ -74,17 +74,17 @@ def build_model(task: str, name: str, budget, *, tiny: bool, seed: int, qlora: b
     the base in 4-bit NF4 with double quantization, stored in bf16 so that FSDP can shard it.
     `tiny` keeps the tokenizer and the LoRA settings but swaps in `tiny_model`'s random weights.
     """
-    from ftkit import causal_lm, lora
-    from course import models
+    from ftkit import causal_lm
+    from course import lora_distilbert, models
 
     if task == "lora":
         if not tiny:
-            return lora.peft_classifier(name, LORA_TARGETS, r=LORA_RANK, seed=seed), _tokenizer(name, task)
+            return lora_distilbert.peft_classifier(name, LORA_TARGETS, r=LORA_RANK, seed=seed), _tokenizer(name, task)
         from peft import LoraConfig, get_peft_model
 
         tokenizer = _tokenizer(name, task)
         config = LoraConfig(r=LORA_RANK, lora_alpha=2 * LORA_RANK, target_modules=list(LORA_TARGETS),
-                            task_type="SEQ_CLS", modules_to_save=list(lora.HEAD_MODULES))
+                            task_type="SEQ_CLS", modules_to_save=list(lora_distilbert.HEAD_MODULES))
         return get_peft_model(tiny_model(task, len(tokenizer), seed), config), tokenizer
     if tiny:
         tokenizer = _tokenizer(name, task)
@@ -253,7 +253,7 @@ def train(args: argparse.Namespace) -> dict:
     from ftkit.params import count_parameters
     from ftkit.train import trainable_state
 
-    notebook = NOTEBOOKS[args.task]
+    notebook = TASK_NOTEBOOKS[args.task]
     # `cpu=True` on a machine without CUDA: accelerate then runs several processes on gloo (MULTI_CPU).
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     cfg = config.setup(notebook, profile=args.profile, seed=args.seed, verbose=accelerator.is_main_process)
@@ -449,7 +449,7 @@ def render_doc(text: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=sorted(NOTEBOOKS), help="lora: notebook 04; sft: notebook 02")
+    parser.add_argument("--task", choices=sorted(TASK_NOTEBOOKS), help="lora: notebook 04; sft: notebook 02")
     parser.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="budget profile (default: FTKIT_PROFILE)")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: the notebook's)")
     parser.add_argument("--global-batch", type=int,

@@ -11,19 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from course.notebooks import NOTEBOOKS
 from course.results import REPO_ROOT, results_dir
-
-NOTEBOOKS = {
-    "00_start_here": "fine-tuning's families, parameter counts on real models, memory of full/LoRA/QLoRA",
-    "01_self_supervised": "the causal-LM objective, continued pre-training on new-domain text, forgetting",
-    "02_supervised_instruction": "the five steps of supervised fine-tuning, instruction templates, multi-task data",
-    "03_transfer_learning": "feature extraction, freezing, ULMFiT's three techniques, parameter importance",
-    "04_lora_distilbert": "LoRA from the matrix algebra up, peft, merging, swapping adapters",
-    "05_qlora_llama": "NF4 from scratch, double quantization, paged optimizers, QLoRA summarization",
-    "06_soft_prompts_adapters": "prompt tuning, prefix tuning, P-tuning, IA3, bottleneck adapters",
-    "07_rlhf": "a reward model from human ratings, PPO with a KL penalty written out, DPO and GRPO",
-    "08_choosing_a_method": "every measured result side by side, a decision guide, memory at 1B/7B/70B, scaling out",
-}
 
 
 def _minutes(entry: dict | None) -> str:
@@ -40,11 +29,10 @@ def notebook_map() -> str:
     header = (f"| notebook | what it teaches | `cpu` profile ({', '.join(sorted(cpu_hardware)) or 'CPU'}) | "
               f"`gpu` profile ({', '.join(sorted(gpu_hardware)) or 'GPU'}) |")
     rows = [header, "|---|---|---|---|"]
-    for name, teaches in NOTEBOOKS.items():
-        exists = (REPO_ROOT / "notebooks" / f"{name}.ipynb").exists()
-        link = f"[{name}](notebooks/{name}.ipynb)" if exists else f"{name} (not written yet)"
+    for name, notebook in NOTEBOOKS.items():
+        link = f"[{name}](notebooks/{name}.ipynb)" if notebook.path.exists() else f"{name} (not written yet)"
         entry = times.get(name, {})
-        rows.append(f"| {link} | {teaches} | {_minutes(entry.get('cpu'))} | {_minutes(entry.get('gpu'))} |")
+        rows.append(f"| {link} | {notebook.teaches} | {_minutes(entry.get('cpu'))} | {_minutes(entry.get('gpu'))} |")
     return "\n".join(rows)
 
 
@@ -64,19 +52,19 @@ def _name(name: str, packaged: bool) -> str:
 
 
 def path_table() -> str:
-    """What each notebook loads on each path: the model roles and data sets of `config.NOTEBOOK_USES`,
+    """What each notebook loads on each path: the model roles and data sets of `course.notebooks.NOTEBOOKS`,
     resolved through `config.model_for` / `config.data_for` (the smoke profile loads what cpu loads)."""
-    from course.config import DATA_NAMES, MODEL_NAMES, NOTEBOOK_USES, data_for, model_for
+    from course.config import DATA_NAMES, MODEL_NAMES, data_for, model_for
 
     paths = [("offline", "cpu"), ("hub", "cpu"), ("hub", "gpu")]
     rows = ["| notebook | offline (any profile) | hub, `smoke` and `cpu` | hub, `gpu` |", "|---|---|---|---|"]
-    for notebook, uses in NOTEBOOK_USES.items():
-        cells = []
+    for notebook in NOTEBOOKS.values():
+        uses, cells = notebook.uses, []
         for source, profile in paths:
             names = [model_for(u, source, profile) if u in MODEL_NAMES else data_for(u, source) for u in uses]
             packaged = [u not in MODEL_NAMES and (u not in DATA_NAMES or source == "offline") for u in uses]
             cells.append(", ".join(_name(n, k) for n, k in zip(names, packaged)) or "recorded results only")
-        rows.append(f"| {notebook} | " + " | ".join(cells) + " |")
+        rows.append(f"| {notebook.name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

@@ -19,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-from course.readme import NOTEBOOKS
+from course.notebooks import NOTEBOOKS
 from course.results import REPO_ROOT, load_results, results_dir
 
 SCORE_METRICS_EXCLUDED = ("perplexity", "trainable share")  # lower is better, or not a quality at all
@@ -55,19 +55,18 @@ def export_html(notebook: Path) -> Path:
 
 
 def notebook_table(build: Path, results: Path, html_exports: bool = True):
-    """One row per notebook of the course (`course.readme.NOTEBOOKS`): status and seconds in this build,
+    """One row per notebook of the course (`course.notebooks.NOTEBOOKS`): status and seconds in this build,
     recorded seconds per profile, and the paths of the executed copy and its HTML export ("" if absent)."""
     import pandas as pd
 
     this_run = {entry["notebook"]: entry for entry in read_json(build / "summary.json", [])}
     recorded = read_json(results / "timings" / "notebooks.json", {})
     rows = []
-    for name, teaches in NOTEBOOKS.items():
+    for name, notebook in NOTEBOOKS.items():
         executed = build / f"{name}.ipynb"
         run = this_run.get(name, {})
         rows.append({
-            "notebook": name, "teaches": teaches,
-            "written": (REPO_ROOT / "notebooks" / f"{name}.ipynb").exists(),
+            "notebook": name, "teaches": notebook.teaches, "written": notebook.path.exists(),
             "status": run.get("status", ""), "profile": run.get("profile", ""), "seconds": run.get("seconds"),
             "cpu_seconds": recorded.get(name, {}).get("cpu", {}).get("seconds"),
             "gpu_seconds": recorded.get(name, {}).get("gpu", {}).get("seconds"),
@@ -91,8 +90,7 @@ def notebooks_html(table, out: Path) -> str:
     """The notebook table as HTML, with the build's and the recorded totals under it."""
     rows = []
     for row in table.itertuples():
-        source = REPO_ROOT / "notebooks" / f"{row.notebook}.ipynb"
-        name = _link(source, out, row.notebook) if row.written else f"{html.escape(row.notebook)} (not written yet)"
+        name = _link(NOTEBOOKS[row.notebook].path, out, row.notebook) if row.written else f"{html.escape(row.notebook)} (not written yet)"
         if row.status:
             status = html.escape(row.status)
         else:

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from course import config
+from course import config, distributed, rates, ulmfit_sweep
+from course.notebooks import NOTEBOOKS, NOTEBOOKS_DIR
 
 
 def test_unknown_profile_lists_the_valid_ones(monkeypatch):
@@ -42,7 +43,7 @@ def test_setup_gives_the_notebook_budget_for_the_profile():
     run = config.setup("00_start_here", profile="smoke", models="offline", verbose=False)
     assert run.budget.__dict__ == config.BUDGETS["00_start_here"]["smoke"]
     assert run.model_name("causal_lm") == "smollm2-135m-instruct"
-    with pytest.raises(KeyError, match="known notebooks"):
+    with pytest.raises(KeyError, match="not one of the course's notebooks; they are: 00_start_here, 01_"):
         config.setup("99_missing", profile="smoke", models="offline", verbose=False)
 
 
@@ -74,10 +75,18 @@ def test_the_cpu_profile_never_loads_llama_2_7b_and_the_gpu_profile_does_from_th
 
 
 def test_every_notebook_says_what_it_loads():
-    assert set(config.NOTEBOOK_USES) == set(config.BUDGETS)
     known = set(config.MODEL_NAMES) | set(config.DATA_NAMES)
-    for uses in config.NOTEBOOK_USES.values():
-        assert all(u in known or u[0].isupper() for u in uses), uses  # roles, data sets, or a packaged set's name
+    for notebook in NOTEBOOKS.values():
+        assert all(u in known or u[0].isupper() for u in notebook.uses), notebook  # roles, data sets, or a packaged set
+
+
+def test_one_list_of_notebooks_for_the_folder_the_budgets_and_the_tools():
+    folder = sorted(path.stem for path in NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))
+    assert folder == list(NOTEBOOKS), "notebooks/ and course.notebooks.NOTEBOOKS list different notebooks"
+    assert list(config.BUDGETS) and set(config.BUDGETS) == set(NOTEBOOKS)
+    assert set(distributed.TASK_NOTEBOOKS.values()) <= set(NOTEBOOKS)
+    assert {rates.NOTEBOOK, ulmfit_sweep.NOTEBOOK} <= set(NOTEBOOKS)
+
 
 
 @pytest.mark.parametrize("cuda, reachable, expected", [(False, True, "offline"), (True, False, "offline"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from course import config, models
+from course.notebooks import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Budget keys that size a subset of the movie-sentiment splits, and the split each draws from.
@@ -40,7 +41,7 @@ def subset_sizes() -> list[tuple[str, str, str, int]]:
     """(notebook, profile, split, n) for every movie-sentiment subset a budget asks for."""
     sizes = []
     for notebook, budgets in config.BUDGETS.items():
-        if "movie_sentiment" not in config.NOTEBOOK_USES[notebook]:
+        if "movie_sentiment" not in NOTEBOOKS[notebook].uses:
             continue
         for profile, budget in budgets.items():
             sizes += [(notebook, profile, split, budget[key]) for key, split in SUBSET_KEYS.items() if key in budget]
