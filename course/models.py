@@ -249,7 +249,7 @@ def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, devi
     """
     from transformers import AutoModelForCausalLM
 
-    from ftkit.memory import check_fits_for_loading
+    from course.loading_memory import check_fits_for_loading
 
     where = resolve_model_path(name, "causal_lm", SMOLLM2)
     if "quantization_config" not in kwargs:

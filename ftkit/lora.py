@@ -5,26 +5,26 @@ r * (d + k) numbers instead of d * k. B starts at zero, so the adapted model sta
 pretrained one; A starts random (Kaiming-uniform, as in peft). After training, W0 + (alpha / r) B A is
 one ordinary matrix again (`merge_lora`): inference costs nothing extra.
 
-`add_lora` follows peft's naming: a target matches a module whose full name equals it or ends with
-`.<target>`, and the layer keeps its parameters as `lora_A` / `lora_B`. The tests load the same A and B
-into this module and into peft's `LoraConfig` / `get_peft_model` and check both give the same outputs.
-
-The rest of the module serves notebook 04: the SVD analysis of why low rank suffices, the trainable
-count behind its slider, latency, sizes on disk, and the loop that trains one variant.
+The layer (`LoRALinear`) stands apart from its injection (`add_lora`, `lora_layers`, `merge_lora`), as in
+peft's tuners. `add_lora` follows peft's naming: a target matches a module whose full name equals it or
+ends with `.<target>`, and the layer keeps its parameters as `lora_A` / `lora_B`. `copy_from_peft` loads
+a peft model's weights into one built here; the tests check that both then give the same outputs.
+Why a low rank suffices (singular values, low-rank reconstruction) is in `ftkit.low_rank`.
 """
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 from typing import Iterable
 
 import torch
 from torch import nn
 
-from ftkit.evaluate import evaluation_mode
-from ftkit.precision import master_dtype, to_device
+from ftkit.precision import master_dtype
 
+
+# ---------------------------------------------------------------------------------------------------
+# The layer
+# ---------------------------------------------------------------------------------------------------
 
 class LoRALinear(nn.Module):
     """A frozen `nn.Linear` (d_out x d_in) plus a trainable rank-`r` update scaled by `alpha / r`.
@@ -78,6 +78,10 @@ class LoRALinear(nn.Module):
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}, scale={self.scale:g}"
 
+
+# ---------------------------------------------------------------------------------------------------
+# Injection: wrapping a model's linear modules
+# ---------------------------------------------------------------------------------------------------
 
 def _matches(name: str, target: str) -> bool:
     return name == target or name.endswith(f".{target}")
@@ -140,7 +144,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Counting: what the notebook's slider shows
+# Counting: what LoRA will train, before building it
 # ---------------------------------------------------------------------------------------------------
 
 def lora_trainable_count(model: nn.Module, target_modules: Iterable[str], r: int,
@@ -156,111 +160,8 @@ def lora_trainable_count(model: nn.Module, target_modules: Iterable[str], r: int
 
 
 # ---------------------------------------------------------------------------------------------------
-# Why low rank works: singular values and low-rank reconstruction
+# peft side by side: copying a peft model's weights across
 # ---------------------------------------------------------------------------------------------------
-
-def singular_values(matrix: torch.Tensor) -> torch.Tensor:
-    """The singular values of a 2-D tensor, largest first (computed in float64)."""
-    return torch.linalg.svdvals(matrix.detach().double())
-
-
-def low_rank_approximation(matrix: torch.Tensor, rank: int) -> torch.Tensor:
-    """The best rank-`rank` approximation of `matrix` (Eckart-Young: truncated SVD)."""
-    u, s, vh = torch.linalg.svd(matrix.detach().double(), full_matrices=False)
-    return (u[:, :rank] * s[:rank]) @ vh[:rank]
-
-
-def reconstruction_error(matrix: torch.Tensor, ranks: Iterable[int]):
-    """Relative error ||M - M_r||_F / ||M||_F of the best rank-r approximation, for each rank.
-
-    Returns a DataFrame with columns `rank`, `relative_error` (0..1) and `energy` (the share of the
-    squared Frobenius norm the top `rank` singular values hold, 0..1). Computed from the singular
-    values: ||M - M_r||_F^2 is the sum of the squared singular values beyond r.
-    """
-    import pandas as pd
-
-    squared = singular_values(matrix) ** 2
-    total = squared.sum()
-    rows = []
-    for rank in ranks:
-        kept = squared[:rank].sum()
-        rows.append({"rank": rank, "relative_error": float(((total - kept) / total).sqrt()),
-                     "energy": float(kept / total)})
-    return pd.DataFrame(rows)
-
-
-def weight_update(tuned: nn.Module, base: nn.Module, name: str) -> torch.Tensor:
-    """dW = W_tuned - W0 for the parameter called `name` (e.g. `...layer.5.attention.q_lin.weight`)."""
-    return (dict(tuned.named_parameters())[name] - dict(base.named_parameters())[name]).detach()
-
-
-# ---------------------------------------------------------------------------------------------------
-# Training one variant, inference cost, size on disk
-# ---------------------------------------------------------------------------------------------------
-
-def train_and_evaluate(model: nn.Module, train_loader, test_loader, *, steps: int, lr: float, desc: str):
-    """Train `model` (its trainable parameters) for `steps` AdamW steps, then measure test accuracy.
-
-    Returns `(TrainResult, accuracy)`; the result's last evaluation holds the accuracy too.
-    """
-    from ftkit.evaluate import classification_accuracy
-    from ftkit.train import train
-
-    result = train(model, train_loader, steps=steps, lr=lr,
-                   evaluate=lambda m: {"accuracy": classification_accuracy(m, test_loader)}, desc=desc)
-    return result, result.evaluations[-1]["accuracy"]
-
-
-def latency_ms(model: nn.Module, batch: dict, repeats: int = 5) -> float:
-    """Median wall time (milliseconds) of one forward pass on `batch`, after one warm-up pass, on the
-    model's device and in its precision policy's compute dtype."""
-    with evaluation_mode(model) as device:
-        inputs = to_device({k: v for k, v in batch.items() if k != "labels"}, device)
-        model(**inputs)
-        wait_for_device(device)
-        times = []
-        for _ in range(repeats):
-            began = time.perf_counter()
-            model(**inputs)
-            wait_for_device(device)
-            times.append(1000 * (time.perf_counter() - began))
-    return sorted(times)[len(times) // 2]
-
-
-def wait_for_device(device: torch.device) -> None:
-    """Block until the GPU has finished its queued work: CUDA kernels run asynchronously, so a clock read
-    right after a call would time only their launch. A no-op on a CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def folder_size_bytes(folder: str | Path, pattern: str = "*.safetensors") -> int:
-    """Total size in bytes of the files matching `pattern` in `folder`."""
-    return sum(path.stat().st_size for path in Path(folder).glob(pattern))
-
-
-# ---------------------------------------------------------------------------------------------------
-# peft side by side: building variants, copying weights across, switching adapters
-# ---------------------------------------------------------------------------------------------------
-
-HEAD_MODULES = ("pre_classifier", "classifier")  # DistilBERT's classification head
-
-
-def peft_classifier(name: str, target_modules: Iterable[str], r: int, alpha: float | None = None,
-                    seed: int = 0, adapter_name: str = "default"):
-    """A fresh sequence classifier (seeded head) wrapped by peft: LoRA on `target_modules`, head trained.
-
-    `alpha` defaults to 2 r (a scale of 2 at every rank). Returns the `PeftModel`.
-    """
-    from peft import LoraConfig, get_peft_model
-
-    from course.models import load_sequence_classifier
-
-    model, _ = load_sequence_classifier(name, num_labels=2, seed=seed)
-    config = LoraConfig(r=r, lora_alpha=alpha if alpha is not None else 2 * r, target_modules=list(target_modules),
-                        task_type="SEQ_CLS", modules_to_save=list(HEAD_MODULES))
-    return get_peft_model(model, config, adapter_name=adapter_name)
-
 
 def copy_from_peft(peft_model: nn.Module, model: nn.Module, adapter_name: str = "default") -> nn.Module:
     """Load every weight of `peft_model` (base, LoRA A and B, trained head copy) into `model`, which
@@ -275,33 +176,3 @@ def copy_from_peft(peft_model: nn.Module, model: nn.Module, adapter_name: str = 
         state[key] = value
     model.load_state_dict(state, strict=True)
     return model
-
-
-@torch.no_grad()
-def adapter_accuracy_table(peft_model, adapters: Iterable[str], loaders: dict):
-    """Test accuracy (%) of each adapter (rows) on each test set (columns), switching with `set_adapter`."""
-    import pandas as pd
-
-    from ftkit.evaluate import classification_accuracy
-
-    rows = {}
-    for adapter in adapters:
-        peft_model.set_adapter(adapter)
-        rows[adapter] = {domain: 100 * classification_accuracy(peft_model, loader) for domain, loader in loaders.items()}
-    return pd.DataFrame(rows).T.rename_axis("adapter")
-
-
-def plot_accuracy_vs_parameters(sweep, references: dict[str, float], *, title: str):
-    """Accuracy (%) against trainable parameters (log scale), one line per `sweep["targets"]`, each point
-    labelled with its rank, and a dashed horizontal line for each reference (e.g. full fine-tuning)."""
-    from course.plots import line_chart
-
-    ax = line_chart(sweep, "trainable", "accuracy", hue="targets", title=title,
-                    xlabel="trainable parameters (count, log scale)", ylabel="test accuracy (%)")
-    ax.set_xscale("log")
-    for row in sweep.itertuples():
-        ax.annotate(f"r={row.r}", (row.trainable, row.accuracy), fontsize=8, xytext=(3, 3), textcoords="offset points")
-    for (label, value), style in zip(references.items(), ["--", ":", "-."]):
-        ax.axhline(value, linestyle=style, color="gray", label=label)
-    ax.legend(fontsize=8)
-    return ax

@@ -20,9 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
-from ftkit.precision import model_device, to_device
 
 # The outermost quantile: halfway between 1 - 1/(2*15) and 1 - 1/(2*16), so that the extreme levels are
 # finite; QLoRA's code uses it rounded to 7 decimals (0.9677083), and so do we, to the last bit.
@@ -264,71 +261,3 @@ def compare_with_bitsandbytes(w: torch.Tensor, blocksize: int = 64, double_quant
         "rms_error_bitsandbytes": theirs_error,
         "relative_error_difference": abs(ours_error - theirs_error) / theirs_error,
     }
-
-
-def error_by_codebook(w: torch.Tensor, blocksize: int = 64) -> "pd.DataFrame":  # noqa: F821
-    """RMS and mean absolute reconstruction error of `w` under NF4, FP4 and int4 (same blocks)."""
-    import pandas as pd
-
-    rows = [{"codebook": name, **quantization_error(w, quantize_4bit(w, blocksize, quant_type=name))}
-            for name in CODEBOOKS]
-    return pd.DataFrame(rows).set_index("codebook")
-
-
-def storage_table(n_params: int, blocksize: int = 64) -> "pd.DataFrame":  # noqa: F821
-    """Bits per parameter and the weights' memory (GiB) of an `n_params` model under each storage scheme."""
-    import pandas as pd
-
-    schemes = {"fp32": 32.0, "bf16 / fp16": 16.0, "int8 (LLM.int8)": 8.0 + 32 / 4096,
-               "NF4": bits_per_parameter(blocksize), "NF4 + double quant": bits_per_parameter(blocksize, True)}
-    rows = [{"scheme": name, "bits_per_parameter": round(bits, 3), "memory_gib": n_params * bits / 8 / 1024 ** 3}
-            for name, bits in schemes.items()]
-    return pd.DataFrame(rows).set_index("scheme").round(3)
-
-
-def storage_bytes(model: nn.Module) -> int:
-    """Bytes a loaded model holds in parameters, buffers and bitsandbytes' quantization constants.
-
-    `model.get_memory_footprint()` counts parameters and buffers only; a 4-bit weight's absmax constants
-    live in its `quant_state` (and, with double quantization, in a nested state), which this adds.
-    """
-    total = sum(p.numel() * p.element_size() for p in model.parameters())
-    total += sum(b.numel() * b.element_size() for b in model.buffers())
-    for p in model.parameters():
-        state = getattr(p, "quant_state", None)
-        if state is None:
-            continue
-        total += state.absmax.numel() * state.absmax.element_size()
-        if getattr(state, "state2", None) is not None:
-            total += state.state2.absmax.numel() * state.state2.absmax.element_size() + 4  # + the offset
-    for module in model.modules():  # 8-bit linear layers keep one fp32 scale per output row
-        weight = getattr(module, "weight", None)
-        scales = getattr(weight, "SCB", None)
-        if isinstance(scales, torch.Tensor):
-            total += scales.numel() * scales.element_size()
-    return total
-
-
-# ---------------------------------------------------------------------------------------------------
-# Comparing a 4-bit model with full-precision ones
-# ---------------------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def max_logit_difference(model_a: nn.Module, model_b: nn.Module, batch: dict) -> float:
-    """The largest absolute difference between two models' logits on `batch` (real tokens only).
-
-    Both run in training mode without gradients: bitsandbytes computes a 4-bit layer in training mode by
-    dequantizing its weight to the compute dtype (fp32 here), the computation QLoRA trains. (In eval mode
-    on a CPU with AVX-512 BF16 it switches to a faster bf16 kernel, which moves logits by a few tenths.)
-    Dropout must be off (Llama has none; use `lora_dropout=0`) for the comparison to mean anything.
-    Each model reads the batch on its own device; the logits are compared on `model_a`'s.
-    """
-    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-    was = model_a.training, model_b.training
-    model_a.train(), model_b.train()
-    a = model_a(**to_device(inputs, model_device(model_a))).logits.float()
-    b = model_b(**to_device(inputs, model_device(model_b))).logits.float().to(a.device)
-    model_a.train(was[0]), model_b.train(was[1])
-    mask = inputs.get("attention_mask")
-    mask = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if mask is None else mask.to(a.device).bool()
-    return float((a - b).abs()[mask].max())

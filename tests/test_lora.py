@@ -86,16 +86,6 @@ def test_a_wrong_target_lists_the_module_names_that_exist():
         lora.add_lora(tiny_distilbert(), ["q_lin", "query"], r=2, alpha=4)
 
 
-def test_reconstruction_error_is_exact_for_a_low_rank_matrix():
-    torch.manual_seed(0)
-    rank_three = torch.randn(20, 3) @ torch.randn(3, 15)
-    table = lora.reconstruction_error(rank_three, [1, 3, 15])
-    assert table.relative_error.iloc[0] > 0.1
-    assert table.relative_error.iloc[1] < 1e-6 and table.energy.iloc[1] == pytest.approx(1.0)
-    approx = lora.low_rank_approximation(rank_three, 3)
-    assert torch.allclose(approx.float(), rank_three, atol=1e-4)
-
-
 def test_canonical_distilbert_figure():
     """peft prints 628,994 trainable of 67,584,004 for distilbert-base-uncased, r=4 on q_lin, 2-class head."""
     from peft import LoraConfig, get_peft_model

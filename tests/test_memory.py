@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from ftkit import memory
 
@@ -36,16 +37,6 @@ def test_fits_leaves_room_for_overhead():
     assert memory.fits(estimate, 16) and not memory.fits(memory.training_memory(SEVEN_B, "full"), 80)
 
 
-def test_a_model_too_large_to_load_says_how_much_it_needs(monkeypatch):
-    import torch
-
-    from course.models import cache_dir
-
-    monkeypatch.setattr(memory, "available_memory_gb", lambda device="cpu": 0.1)
-    with pytest.raises(MemoryError, match=r"134,515,008 parameters: 0.5 GiB .* only 0.1 GiB"):
-        memory.check_fits_for_loading(cache_dir() / "models" / "smollm2-135m-instruct", torch.float32)
-
-
 def test_training_plan_counts_the_canonical_sizes_and_says_what_is_missing():
     assert memory.training_plan("Llama-2-7B", "full")["parameters"] == 6_738_415_616
     assert memory.training_plan("TinyLlama-1.1B", "lora")["parameters"] == 1_100_048_384
@@ -56,3 +47,21 @@ def test_training_plan_counts_the_canonical_sizes_and_says_what_is_missing():
     assert memory.qlora_plan("Llama-2-70B", gpu="T4 (16 GB)") == memory.training_plan("Llama-2-70B", "qlora", gpu="T4 (16 GB)")
     with pytest.raises(ValueError, match="choose one of"):
         memory.training_plan("Llama-9", "full")
+
+
+def test_loaded_weights_gb_counts_quantized_linears_and_the_rest():
+    model = torch.nn.Sequential(torch.nn.Embedding(100, 64), torch.nn.Linear(64, 128, bias=False))
+    embedding, linear = 100 * 64, 64 * 128
+    assert memory.loaded_weights_gb(model, "fp32") * memory.GIB == (embedding + linear) * 4
+    expected = embedding * 4 + linear * memory.BYTES_PER_WEIGHT["nf4"]
+    assert memory.loaded_weights_gb(model, "nf4") * memory.GIB == pytest.approx(expected)
+
+
+def test_qlora_plan_counts_the_llama_adapter_and_says_what_is_missing():
+    plan = memory.qlora_plan("Llama-2-7B", rank=16)
+    assert plan["parameters"] == 6_738_415_616 and plan["trainable"] == 16_777_216 and plan["fits"]
+    too_big = memory.qlora_plan("Llama-2-70B", gpu="T4 (16 GB)")
+    assert not too_big["fits"]
+    assert f"{too_big['needed_gb'] - 16:.1f} GiB missing" in too_big["verdict"]
+    with pytest.raises(ValueError, match="Unknown model"):
+        memory.qlora_plan("Llama-3-8B")

@@ -77,12 +77,6 @@ def test_double_quant_shrinks_storage_as_bits_per_parameter_says():
     assert quant.bits_per_parameter(64, double_quant=True) == pytest.approx(4.127, abs=1e-3)
 
 
-def test_nf4_beats_int4_and_fp4_on_normal_weights():
-    w = torch.randn(4096, 64, generator=torch.Generator().manual_seed(2))
-    errors = quant.error_by_codebook(w)["rms_error"]
-    assert errors["nf4"] < errors["int4"] and errors["nf4"] < errors["fp4"]
-
-
 def test_bad_input_gets_clear_errors():
     with pytest.raises(TypeError, match="floating-point"):
         quant.quantize_nf4(torch.arange(128))
@@ -92,29 +86,7 @@ def test_bad_input_gets_clear_errors():
         quant.quantize_4bit(torch.randn(64), quant_type="nf3")
 
 
-# Helpers notebook 05 added to shared modules (memory, batching): tested here with the notebook's other code.
-
-def test_loaded_weights_gb_counts_quantized_linears_and_the_rest():
-    from ftkit import memory
-
-    model = torch.nn.Sequential(torch.nn.Embedding(100, 64), torch.nn.Linear(64, 128, bias=False))
-    embedding, linear = 100 * 64, 64 * 128
-    assert memory.loaded_weights_gb(model, "fp32") * memory.GIB == (embedding + linear) * 4
-    expected = embedding * 4 + linear * memory.BYTES_PER_WEIGHT["nf4"]
-    assert memory.loaded_weights_gb(model, "nf4") * memory.GIB == pytest.approx(expected)
-
-
-def test_qlora_plan_counts_the_llama_adapter_and_says_what_is_missing():
-    from ftkit import memory
-
-    plan = memory.qlora_plan("Llama-2-7B", rank=16)
-    assert plan["parameters"] == 6_738_415_616 and plan["trainable"] == 16_777_216 and plan["fits"]
-    too_big = memory.qlora_plan("Llama-2-70B", gpu="T4 (16 GB)")
-    assert not too_big["fits"]
-    assert f"{too_big['needed_gb'] - 16:.1f} GiB missing" in too_big["verdict"]
-    with pytest.raises(ValueError, match="Unknown model"):
-        memory.qlora_plan("Llama-3-8B")
-
+# A helper notebook 05 added to a shared module (batching): tested here with the notebook's other code.
 
 def test_prompt_completion_loader_masks_the_prompt_and_padding():
     from ftkit.batching import prompt_completion_loader

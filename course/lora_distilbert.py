@@ -1,0 +1,110 @@
+"""Notebook 04 (LoRA on DistilBERT): the loop that trains one variant, inference latency, sizes on disk,
+peft variants of the course's classifier, the accuracy of each served adapter, and the sweep's plot.
+
+The LoRA algorithm itself (the layer, its injection, merging, counting) is `ftkit.lora`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ftkit.evaluate import evaluation_mode
+from ftkit.precision import to_device
+
+
+def train_and_evaluate(model: nn.Module, train_loader, test_loader, *, steps: int, lr: float, desc: str):
+    """Train `model` (its trainable parameters) for `steps` AdamW steps, then measure test accuracy.
+
+    Returns `(TrainResult, accuracy)`; the result's last evaluation holds the accuracy too.
+    """
+    from ftkit.evaluate import classification_accuracy
+    from ftkit.train import train
+
+    result = train(model, train_loader, steps=steps, lr=lr,
+                   evaluate=lambda m: {"accuracy": classification_accuracy(m, test_loader)}, desc=desc)
+    return result, result.evaluations[-1]["accuracy"]
+
+
+def latency_ms(model: nn.Module, batch: dict, repeats: int = 5) -> float:
+    """Median wall time (milliseconds) of one forward pass on `batch`, after one warm-up pass, on the
+    model's device and in its precision policy's compute dtype."""
+    with evaluation_mode(model) as device:
+        inputs = to_device({k: v for k, v in batch.items() if k != "labels"}, device)
+        model(**inputs)
+        wait_for_device(device)
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            model(**inputs)
+            wait_for_device(device)
+            times.append(1000 * (time.perf_counter() - began))
+    return sorted(times)[len(times) // 2]
+
+
+def wait_for_device(device: torch.device) -> None:
+    """Block until the GPU has finished its queued work: CUDA kernels run asynchronously, so a clock read
+    right after a call would time only their launch. A no-op on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def folder_size_bytes(folder: str | Path, pattern: str = "*.safetensors") -> int:
+    """Total size in bytes of the files matching `pattern` in `folder`."""
+    return sum(path.stat().st_size for path in Path(folder).glob(pattern))
+
+
+# ---------------------------------------------------------------------------------------------------
+# peft side by side: building variants, switching adapters
+# ---------------------------------------------------------------------------------------------------
+
+HEAD_MODULES = ("pre_classifier", "classifier")  # DistilBERT's classification head
+
+
+def peft_classifier(name: str, target_modules: Iterable[str], r: int, alpha: float | None = None,
+                    seed: int = 0, adapter_name: str = "default"):
+    """A fresh sequence classifier (seeded head) wrapped by peft: LoRA on `target_modules`, head trained.
+
+    `alpha` defaults to 2 r (a scale of 2 at every rank). Returns the `PeftModel`.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    from course.models import load_sequence_classifier
+
+    model, _ = load_sequence_classifier(name, num_labels=2, seed=seed)
+    config = LoraConfig(r=r, lora_alpha=alpha if alpha is not None else 2 * r, target_modules=list(target_modules),
+                        task_type="SEQ_CLS", modules_to_save=list(HEAD_MODULES))
+    return get_peft_model(model, config, adapter_name=adapter_name)
+
+
+@torch.no_grad()
+def adapter_accuracy_table(peft_model, adapters: Iterable[str], loaders: dict):
+    """Test accuracy (%) of each adapter (rows) on each test set (columns), switching with `set_adapter`."""
+    import pandas as pd
+
+    from ftkit.evaluate import classification_accuracy
+
+    rows = {}
+    for adapter in adapters:
+        peft_model.set_adapter(adapter)
+        rows[adapter] = {domain: 100 * classification_accuracy(peft_model, loader) for domain, loader in loaders.items()}
+    return pd.DataFrame(rows).T.rename_axis("adapter")
+
+
+def plot_accuracy_vs_parameters(sweep, references: dict[str, float], *, title: str):
+    """Accuracy (%) against trainable parameters (log scale), one line per `sweep["targets"]`, each point
+    labelled with its rank, and a dashed horizontal line for each reference (e.g. full fine-tuning)."""
+    from course.plots import line_chart
+
+    ax = line_chart(sweep, "trainable", "accuracy", hue="targets", title=title,
+                    xlabel="trainable parameters (count, log scale)", ylabel="test accuracy (%)")
+    ax.set_xscale("log")
+    for row in sweep.itertuples():
+        ax.annotate(f"r={row.r}", (row.trainable, row.accuracy), fontsize=8, xytext=(3, 3), textcoords="offset points")
+    for (label, value), style in zip(references.items(), ["--", ":", "-."]):
+        ax.axhline(value, linestyle=style, color="gray", label=label)
+    ax.legend(fontsize=8)
+    return ax
