@@ -74,8 +74,7 @@ def build_model(task: str, name: str, budget, *, tiny: bool, seed: int, qlora: b
     the base in 4-bit NF4 with double quantization, stored in bf16 so that FSDP can shard it.
     `tiny` keeps the tokenizer and the LoRA settings but swaps in `tiny_model`'s random weights.
     """
-    from ftkit import causal_lm
-    from course import lora_distilbert, models
+    from course import lora_distilbert, models, self_supervised
 
     if task == "lora":
         if not tiny:
@@ -100,7 +99,7 @@ def build_model(task: str, name: str, budget, *, tiny: bool, seed: int, qlora: b
         base, tokenizer = models.load_causal_lm(name, dtype=torch.bfloat16 if (bf16 or qlora) else torch.float32,
                                                 **kwargs)
     torch.manual_seed(seed)  # LoRA's A matrices: the same on every rank (DDP also broadcasts rank 0's)
-    return causal_lm.with_lora(base, r=budget.lora_r, alpha=2 * budget.lora_r), tokenizer
+    return self_supervised.with_lora(base, r=budget.lora_r, alpha=2 * budget.lora_r), tokenizer
 
 
 def _tokenizer(name: str, task: str):
@@ -123,7 +122,7 @@ def training_loader(task: str, tokenizer, budget, *, batch_size: int, examples: 
     (`budget.sizes`). `examples` keeps only the first so many (after shuffling with the seed).
     """
     from ftkit import batching, instructions
-    from course import data
+    from course import data, supervised_instruction
 
     if task == "lora":
         movies = data.load_sentiment("movies", seed=0)
@@ -131,8 +130,8 @@ def training_loader(task: str, tokenizer, budget, *, batch_size: int, examples: 
         train_set = movies["train"].shuffle(seed=seed).select(range(n))
         return batching.classification_loader(train_set, tokenizer, batch_size=batch_size,
                                               max_length=budget.max_length, shuffle=True, seed=seed)
-    tasks = instructions.build_tasks({name: tuple(n) for name, n in budget.sizes.items()}, seed=seed)
-    rows = instructions.mix(tasks, "train", seed=seed)[:examples]
+    tasks = supervised_instruction.build_tasks({name: tuple(n) for name, n in budget.sizes.items()}, seed=seed)
+    rows = supervised_instruction.mix(tasks, "train", seed=seed)[:examples]
     return instructions.instruction_loader(rows, tokenizer, batch_size=batch_size, max_length=budget.max_length,
                                            seed=seed)
 

@@ -59,7 +59,7 @@ def sweep(profile: str = "cpu", n_validation: int = 320, rates: dict[str, list[f
     import pandas as pd
 
     from ftkit import soft_prompts as sp
-    from course import config, data, models
+    from course import config, data, models, soft_prompts_adapters
 
     unknown = set(rates) - set(RATES)
     if unknown:
@@ -82,9 +82,9 @@ def sweep(profile: str = "cpu", n_validation: int = 320, rates: dict[str, list[f
     tables, seconds = [], {}
     for method, method_rates in rates.items():
         began = time.perf_counter()
-        tables.append(sp.learning_rate_sweep(lambda: make_model(method, cfg, base, tokenizer, prefix_start),
-                                             method_rates, training_batches, validation_loader, label_ids,
-                                             steps=budget.steps, method=method))
+        tables.append(soft_prompts_adapters.learning_rate_sweep(
+            lambda: make_model(method, cfg, base, tokenizer, prefix_start), method_rates, training_batches,
+            validation_loader, label_ids, steps=budget.steps, method=method))
         seconds[method] = round(time.perf_counter() - began, 1)
     table = pd.concat(tables, ignore_index=True)
     best = table.loc[table.groupby("method", sort=False)["accuracy"].idxmax()]

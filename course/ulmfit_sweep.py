@@ -30,7 +30,7 @@ def sweep(profile: str = "cpu", rates=RATES, seeds=SEEDS) -> dict:
     and the chosen `ulmfit_lr`."""
     from ftkit import batching, evaluate, transfer
     from course import config, data, models
-    from ftkit.train import layer_groups
+    from ftkit.schedules import layer_groups
 
     cfg = config.setup(NOTEBOOK, profile=profile)
     budget = cfg.budget

@@ -2,7 +2,7 @@
 fine-tuning, and gradient-based parameter importance with masked training.
 
 Every function takes a transformers sequence classifier (e.g. `DistilBertForSequenceClassification`)
-whose layer groups `ftkit.train.layer_groups` finds: embeddings, blocks 0 .. L-1, head.
+whose layer groups `ftkit.schedules.layer_groups` finds: embeddings, blocks 0 .. L-1, head.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from torch import nn
 from ftkit.evaluate import evaluation_mode
 from ftkit.params import count_parameters
 from ftkit.precision import model_device, to_device
-from ftkit.train import (TrainResult, discriminative_param_groups, gradual_unfreezing, layer_groups, model_loss,
-                         slanted_triangular_scheduler, timed, train, unfreezing_stages)  # noqa: F401 (timed: notebook 03)
+from ftkit.schedules import (discriminative_param_groups, gradual_unfreezing, layer_groups,
+                             slanted_triangular_scheduler, unfreezing_stages)
+from ftkit.train import TrainResult, model_loss, timed, train  # noqa: F401 (timed: notebook 03)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,14 +163,6 @@ def fine_tune(model: nn.Module, batches: Iterable, *, steps: int, lr: float, sla
     return _merge(parts)
 
 
-def result_row(variant: str, model: nn.Module, result: TrainResult, accuracy: float, *,
-               trainable: int | None = None, **extra) -> dict:
-    """A results-table row: variant, trainable parameters, wall time (s), peak memory (GiB), accuracy."""
-    return {"variant": variant, "trainable_params": trainable if trainable is not None else trainable_count(model),
-            "wall_time_s": result.wall_time_s, "peak_memory_gb": result.peak_memory_gb,
-            "test_accuracy": accuracy, **extra}
-
-
 # ---------------------------------------------------------------------------------------------------
 # Gradient-based parameter importance
 # ---------------------------------------------------------------------------------------------------
@@ -254,48 +247,11 @@ def mask_share_by_group(model: nn.Module, masks: dict[str, torch.Tensor]) -> dic
 
 
 # ---------------------------------------------------------------------------------------------------
-# Reporting
+# Predictions
 # ---------------------------------------------------------------------------------------------------
-
-def record_variant(config, rows: list[dict], variant: str, model: nn.Module, result: TrainResult,
-                   baseline: float, *, trainable: int | None = None, task: str = "movie-review sentiment") -> dict:
-    """Append a variant's row to `rows`, record it with `course.results.record`, print a one-line summary."""
-    from course import results
-
-    accuracy = result.evaluations[-1]["accuracy"]
-    row = result_row(variant, model, result, accuracy, trainable=trainable)
-    rows.append(row)
-    results.record(config, variant, task=task, metric="test accuracy", value=accuracy, baseline=baseline,
-                   trainable_params=row["trainable_params"], total_params=sum(p.numel() for p in model.parameters()),
-                   peak_memory_gb=row["peak_memory_gb"], wall_time_s=row["wall_time_s"])
-    print(f"{variant}: test accuracy {accuracy:.1%} (untrained {baseline:.1%}), "
-          f"{row['trainable_params']:,} trainable parameters; {result.summary()}")
-    return row
-
 
 def predict(model: nn.Module, tokenizer, texts: list[str], max_length: int = 64) -> list[int]:
     """The predicted label (0 or 1) of each text."""
     batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     with evaluation_mode(model) as device:
         return model(**to_device(batch, device)).logits.argmax(-1).tolist()
-
-
-def conclusions(table, baseline: float, tolerance: float = 0.01) -> list[str]:
-    """'What to use when', read off a results table (a DataFrame with the `result_row` columns).
-
-    Each sentence is computed from the measured rows, so it holds for whatever this run measured.
-    """
-    best = table.loc[table["test_accuracy"].idxmax()]
-    near = table[table["test_accuracy"] >= best["test_accuracy"] - tolerance]
-    fastest = near.loc[near["wall_time_s"].idxmin()]
-    smallest = near.loc[near["trainable_params"].idxmin()]
-    cheapest = table.loc[table["wall_time_s"].idxmin()]
-    lines = [f"Best accuracy: {best['variant']} with {best['test_accuracy']:.1%} "
-             f"({(best['test_accuracy'] - baseline) * 100:+.1f} points over the untrained {baseline:.1%}).",
-             f"Within {tolerance * 100:.0f} point(s) of it, the fastest is {fastest['variant']} "
-             f"({fastest['wall_time_s']:.0f} s against {best['wall_time_s']:.0f} s) and the one training the fewest "
-             f"parameters is {smallest['variant']} ({smallest['trainable_params']:,}).",
-             f"The cheapest run overall, {cheapest['variant']}, took {cheapest['wall_time_s']:.0f} s and reached "
-             f"{cheapest['test_accuracy']:.1%}: {(best['test_accuracy'] - cheapest['test_accuracy']) * 100:.1f} points "
-             f"below the best."]
-    return lines

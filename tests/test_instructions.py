@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from course.supervised_instruction import SENTIMENT_INSTRUCTION
 from ftkit import instructions
 from ftkit.causal_lm import IGNORE_INDEX
 
@@ -17,7 +18,7 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(folder)
 
 
-EXAMPLE = {"task": "sentiment", "instruction": instructions.SENTIMENT_INSTRUCTION, "context": "A joy to watch.",
+EXAMPLE = {"task": "sentiment", "instruction": SENTIMENT_INSTRUCTION, "context": "A joy to watch.",
            "output": "positive"}
 
 
@@ -78,13 +79,6 @@ def test_scores_exact_match_and_rouge():
     assert instructions.score_task(examples, ["positive", "positive"]) == {"score": 0.5, "format": 1.0}
     qa = [{"task": "qa", "instruction": "q", "context": "", "output": "the cat sat"}]
     assert instructions.score_task(qa, ["the cat sat"])["score"] == pytest.approx(1.0)
-
-
-def test_course_tasks_have_disjoint_held_out_splits():
-    train, test = instructions.numbered_list_examples(20, 10, seed=0)
-    assert len(train) == 20 and len(test) == 10
-    assert not {e["context"] for e in train} & {e["context"] for e in test}
-    assert all(instructions.follows_format(e, e["output"]) for e in train + test)
 
 
 def test_length_grouped_batches_cover_every_row_once_and_pad_less():

@@ -15,8 +15,10 @@ from torch import nn
 from transformers import (DistilBertConfig, DistilBertForSequenceClassification, LlamaConfig, LlamaForCausalLM,
                           LlamaForSequenceClassification)
 
-from ftkit import adapters, evaluate, instructions, lora, quant, rlhf, soft_prompts, train, transfer
+from ftkit import adapters, evaluate, instructions, lora, ppo, quant, soft_prompts, train, transfer
 from ftkit.precision import Precision, master_dtype, model_device, model_dtype, precision_for, to_device
+from ftkit.reward_model import pooled_positions, score_texts
+from course import lora_distilbert, qlora_llama, rlhf, supervised_instruction
 
 # --- the policy ------------------------------------------------------------------------------------------
 
@@ -152,28 +154,28 @@ def cpu_batch(tokenizer, texts=("A gorgeous, witty film.", "Dull.")) -> dict:
     return {**batch, "labels": torch.tensor([1, 0])}
 
 
-INSTRUCTION = {"task": "numbered_list", "instruction": instructions.LIST_INSTRUCTION, "context": "tea, rice",
+INSTRUCTION = {"task": "numbered_list", "instruction": supervised_instruction.LIST_INSTRUCTION, "context": "tea, rice",
                "output": "1. tea\n2. rice"}
 PROMPTS = ["Movie review: the film", "Movie review: a"]
 BLOCKS = [{"input_ids": torch.arange(12).view(2, 6), "labels": torch.arange(12).view(2, 6)}]
 
 
-def cpu_rollout(tokenizer) -> rlhf.Rollout:
+def cpu_rollout(tokenizer) -> ppo.Rollout:
     """Two prompts with three response tokens each, on the CPU."""
-    encoded = rlhf._left_padded(tokenizer, PROMPTS)
+    encoded = ppo._left_padded(tokenizer, PROMPTS)
     responses, response_mask = torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long)
-    return rlhf.Rollout(PROMPTS, ["", ""], torch.cat([encoded["input_ids"], responses], 1),
-                        torch.cat([encoded["attention_mask"], response_mask], 1), response_mask)
+    return ppo.Rollout(PROMPTS, ["", ""], torch.cat([encoded["input_ids"], responses], 1),
+                       torch.cat([encoded["attention_mask"], response_mask], 1), response_mask)
 
 
 DECODER_HELPERS = {
     "evaluate.perplexity": lambda lm, tok: evaluate.perplexity(lm, BLOCKS),
     "evaluate.generate": lambda lm, tok: evaluate.generate(lm, tok, ["Hello"], max_new_tokens=2, chat=True),
     "instructions.generate_responses": lambda lm, tok: instructions.generate_responses(lm, tok, [INSTRUCTION], 2),
-    "rlhf.sample_responses": lambda lm, tok: rlhf.sample_responses(lm, tok, PROMPTS, max_new_tokens=2),
-    "rlhf.response_logprobs": lambda lm, tok: rlhf.response_logprobs(lm, cpu_rollout(tok)),
+    "ppo.sample_responses": lambda lm, tok: ppo.sample_responses(lm, tok, PROMPTS, max_new_tokens=2),
+    "ppo.response_logprobs": lambda lm, tok: ppo.response_logprobs(lm, cpu_rollout(tok)),
     "soft_prompts.prefix_from_text": lambda lm, tok: soft_prompts.prefix_from_text(lm, tok, "a film", 3),
-    "lora.latency_ms": lambda lm, tok: lora.latency_ms(lm, cpu_batch(tok)),
+    "lora_distilbert.latency_ms": lambda lm, tok: lora_distilbert.latency_ms(lm, cpu_batch(tok)),
     "train.train": lambda lm, tok: train.train(lm, BLOCKS, steps=1),
 }
 
@@ -207,8 +209,8 @@ def test_reward_scores_are_read_on_the_models_device(tokenizer):
     reward_model = on_meta(lambda: LlamaForSequenceClassification(
         llama_config(len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id)))
     with pytest.raises(ReachedModel):
-        rlhf.score_texts(checked(reward_model, stop=True), tokenizer, ["A gorgeous film."])
-    positions = rlhf.pooled_positions(torch.zeros(2, 5, dtype=torch.long, device="meta"), tokenizer.pad_token_id)
+        score_texts(checked(reward_model, stop=True), tokenizer, ["A gorgeous film."])
+    positions = pooled_positions(torch.zeros(2, 5, dtype=torch.long, device="meta"), tokenizer.pad_token_id)
     assert positions.device.type == "meta"
 
 
@@ -277,10 +279,10 @@ class WordTokenizer:
 
 
 def test_a_ppo_rollout_is_sampled_scored_and_rewarded_on_the_policys_device():
-    policy = rlhf.PolicyWithValue(checked(on_meta(ToyCausalLM)))
+    policy = ppo.PolicyWithValue(checked(on_meta(ToyCausalLM)))
     assert policy.value_head.weight.device.type == "meta"
-    experience = rlhf.collect_experience(policy, WordTokenizer(), PROMPTS, lambda prompts, responses: [1.0, 0.0],
-                                         rlhf.PPOSettings(max_new_tokens=3))
+    experience = ppo.collect_experience(policy, WordTokenizer(), PROMPTS, lambda prompts, responses: [1.0, 0.0],
+                                        ppo.PPOSettings(max_new_tokens=3))
     rollout = experience.pop("rollout")
     tensors = {**experience, **{k: v for k, v in vars(rollout).items() if torch.is_tensor(v)}}
     assert {name: t.device.type for name, t in tensors.items()} == {name: "meta" for name in tensors}
@@ -330,8 +332,8 @@ def test_decoder_helpers_run_in_the_models_dtype(right_padding, device, dtype):
     assert len(evaluate.generate(lm, tok, ["Hello"], max_new_tokens=2, chat=True)) == 1
     assert len(instructions.generate_responses(lm, tok, [INSTRUCTION], 2)) == 1
     assert soft_prompts.prefix_from_text(lm, tok, "a film", 3).shape[0] == 3
-    assert lora.latency_ms(lm, cpu_batch(tok), repeats=1) > 0
-    assert quant.max_logit_difference(lm, lm, {"input_ids": cpu_batch(tok)["input_ids"]}) == 0
+    assert lora_distilbert.latency_ms(lm, cpu_batch(tok), repeats=1) > 0
+    assert qlora_llama.max_logit_difference(lm, lm, {"input_ids": cpu_batch(tok)["input_ids"]}) == 0
     adapters.add_adapters(lm, bottleneck=4)
     assert {p.dtype for p in lm.parameters() if p.requires_grad} == {master_dtype(dtype)}
     assert len(train.train(lm, BLOCKS, steps=1).losses) == 1
@@ -376,19 +378,19 @@ def test_soft_prompt_helpers_run_in_the_models_dtype(right_padding, device, dtyp
 @pytest.mark.parametrize("device, dtype", PLACEMENTS)
 def test_ppo_runs_in_the_models_dtype(device, dtype):
     from peft import LoraConfig, get_peft_model
-    from test_rlhf import tiny_tokenizer
+    from test_ppo import tiny_tokenizer
 
     tok, calls = tiny_tokenizer(), []  # a vocabulary of 12 words: generation in fp64 is quick
     base = placed(LlamaForCausalLM, llama_config(len(tok)), device, dtype)
     causal_lm = checked(get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])), calls)
-    policy = rlhf.PolicyWithValue(causal_lm)
+    policy = ppo.PolicyWithValue(causal_lm)
     value_weight = policy.value_head.weight
     assert (value_weight.device, value_weight.dtype) == (model_device(base), master_dtype(dtype))
     reward_model = placed(LlamaForSequenceClassification,
                           llama_config(len(tok), num_labels=1, pad_token_id=tok.pad_token_id), device, dtype)
     reward = rlhf.reward_function(checked(reward_model, calls), tok)
-    settings = rlhf.PPOSettings(rollout_size=2, minibatch_size=2, epochs=1, max_new_tokens=2)
-    result = rlhf.train_ppo(policy, tok, PROMPTS, reward, iterations=1, settings=settings)
+    settings = ppo.PPOSettings(rollout_size=2, minibatch_size=2, epochs=1, max_new_tokens=2)
+    result = ppo.train_ppo(policy, tok, PROMPTS, reward, iterations=1, settings=settings)
     assert len(result.evaluations) == 1
     assert rlhf.evaluate_policy(causal_lm, tok, PROMPTS, reward, max_new_tokens=2)["n_prompts"] == 2
     assert calls

@@ -1,12 +1,12 @@
-"""ULMFiT's schedules in ftkit.train: slanted triangular rates, discriminative rates, gradual unfreezing."""
+"""ULMFiT's schedules in ftkit.schedules: slanted triangular rates, discriminative rates, gradual unfreezing."""
 import math
 
 import pytest
 import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-from ftkit.train import (discriminative_param_groups, gradual_unfreezing, layer_groups, slanted_triangular,
-                         slanted_triangular_scheduler, unfreezing_stages)
+from ftkit.schedules import (discriminative_param_groups, gradual_unfreezing, layer_groups, slanted_triangular,
+                             slanted_triangular_scheduler, unfreezing_stages)
 
 
 def tiny_classifier(layers=3):

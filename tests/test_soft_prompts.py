@@ -154,7 +154,7 @@ def test_fit_prefix_encoder_makes_the_mlp_output_the_text_prefix():
 
 def test_a_loader_by_length_keeps_every_row_once_and_pads_little():
     from datasets import Dataset
-    from test_rlhf import tiny_tokenizer
+    from test_ppo import tiny_tokenizer
 
     texts = ["good film is a great plot", "bad", "the film is good", "a", "bad plot is bad", "great"]
     rows = Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0, 0, 1]})
