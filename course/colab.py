@@ -16,10 +16,9 @@ import sys
 import tomllib
 from pathlib import Path
 
+from course import REPO_ROOT
 from course.notebooks import NOTEBOOKS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 # Colab brings these itself (its CUDA torch) or the course never runs them there (the lab and test tools).
 NOT_INSTALLED_ON_COLAB = ("torch", "jupyterlab", "nbconvert", "nbval", "pytest")
 # The packaged data sets go on Colab; the packaged models serve the offline path only.

@@ -21,9 +21,9 @@ import json
 import tarfile
 from pathlib import Path
 
+from course import REPO_ROOT
 from course.models import PackagedAssetMissing, cache_dir, package_folder
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DIALOGUES_DIR = REPO_ROOT / "data" / "dialogues"
 VADER_VERSION = "3.3.2"
 # The VADER sets: file stem inside hutto_ICWSM_2014/ for each domain.

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+from course import REPO_ROOT
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
 @dataclass(frozen=True)

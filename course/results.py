@@ -13,7 +13,8 @@ import os
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from course import REPO_ROOT
+
 FIELDS = ("notebook", "method", "task", "metric", "value", "baseline", "trainable_params", "total_params",
           "peak_memory_gb", "wall_time_s", "profile", "models", "hardware", "recorded_at")
 
