@@ -20,7 +20,8 @@ from course.results import REPO_ROOT, results_dir
 LOG = REPO_ROOT / "build" / "benchmark.log"  # what set-up and tests printed, for when one of them fails
 
 
-def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, int]:
+def run_and_time(command: list[str], cwd: Path, env: dict) -> tuple[float, int]:
+    """Run `command` in `cwd`, its output appended to the log; return (wall time in s, exit status)."""
     began = time.perf_counter()
     LOG.parent.mkdir(parents=True, exist_ok=True)
     with LOG.open("a") as log:
@@ -37,8 +38,8 @@ def main() -> int:
                                 text=True, check=True).stdout.strip()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FTKIT_", "VIRTUAL_ENV"))}
         env.update(FTKIT_CACHE=str(Path(tmp) / "cache"), PIP_NO_CACHE_DIR="1")
-        setup_s, setup_rc = timed(["make", "setup"], clone, env)
-        test_s, test_rc = timed(["make", "test"], clone, env) if setup_rc == 0 else (0.0, -1)
+        setup_s, setup_rc = run_and_time(["make", "setup"], clone, env)
+        test_s, test_rc = run_and_time(["make", "test"], clone, env) if setup_rc == 0 else (0.0, -1)
     entry = {"commit": commit, "setup_seconds": round(setup_s), "setup_ok": setup_rc == 0,
              "test_seconds": round(test_s), "tests_ok": test_rc == 0, "hardware": hardware_description(),
              "date": time.strftime("%Y-%m-%d")}

@@ -183,7 +183,8 @@ BUDGETS: dict[str, dict[str, dict]] = {
 VERSIONED_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
 
 
-def _choose(env_var: str, value: str | None, valid: tuple[str, ...]) -> str | None:
+def _argument_or_environment(env_var: str, value: str | None, valid: tuple[str, ...]) -> str | None:
+    """`value` if given, else `env_var`'s value, else None; one outside `valid` is an error naming the choices."""
     value = value if value is not None else os.environ.get(env_var) or None
     if value is not None and value not in valid:
         raise ValueError(f"{env_var}={value!r} is not valid; choose one of: {', '.join(valid)}.")
@@ -192,7 +193,7 @@ def _choose(env_var: str, value: str | None, valid: tuple[str, ...]) -> str | No
 
 def current_profile(profile: str | None = None) -> str:
     """The budget profile: the argument, else `FTKIT_PROFILE`, else `gpu` with CUDA and `cpu` without."""
-    chosen = _choose("FTKIT_PROFILE", profile, PROFILES)
+    chosen = _argument_or_environment("FTKIT_PROFILE", profile, PROFILES)
     if chosen is None:
         import torch
 
@@ -230,7 +231,7 @@ def model_source(source: str | None = None) -> str:
     Choosing `offline` sets `HF_HUB_OFFLINE=1` and `HF_DATASETS_OFFLINE=1` so that no library waits
     on the network later.
     """
-    chosen = _choose("FTKIT_MODELS", source, MODEL_SOURCES)
+    chosen = _argument_or_environment("FTKIT_MODELS", source, MODEL_SOURCES)
     if chosen is None:
         chosen = "hub" if device_name() == "cuda" and hub_reachable() else "offline"
     if chosen == "offline":

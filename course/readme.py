@@ -3,14 +3,17 @@
 The README holds no hand-typed measurement: its notebook map (with each notebook's run time per
 profile, from `results/timings/notebooks.json`, written by `make run`), its set-up and test-suite
 times (from `results/timings/setup.json`, written by `python -m course.benchmark`) and its table of what
-each notebook loads on each path (from `course.config`) are generated here, between marker comments. `tests/test_readme.py` checks that they are current.
+each notebook loads on each path (from `course.config`) are generated here, between marker comments, and so
+are its module tables and the module map of `docs/architecture.md` (from the code, `course.module_map`).
+`tests/test_readme.py` checks that they are current.
 """
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
+from course import module_map
+from course.generated import replace_blocks
 from course.notebooks import NOTEBOOKS
 from course.results import REPO_ROOT, results_dir
 
@@ -68,23 +71,27 @@ def path_table() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"notebook-map": notebook_map, "timings": setup_timings, "paths": path_table}
+BLOCKS = {"notebook-map": notebook_map, "timings": setup_timings, "paths": path_table,
+          "modules-ftkit": lambda: module_map.table("ftkit", with_imports=False),
+          "modules-course": lambda: module_map.table("course", with_imports=False)}
+ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
+ARCHITECTURE_BLOCKS = {"map-ftkit": lambda: module_map.table("ftkit"), "map-course": lambda: module_map.table("course")}
 
 
 def render(readme: str) -> str:
     """`readme` with every generated block replaced by its current content."""
-    for name, make in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-        if not pattern.search(readme):
-            raise ValueError(f"README.md lacks the markers <!-- {name}:start --> / <!-- {name}:end -->.")
-        readme = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), readme)
-    return readme
+    return replace_blocks(readme, BLOCKS, "README.md")
+
+
+def render_architecture(text: str) -> str:
+    """`docs/architecture.md` with its module map replaced by the one read from the code now."""
+    return replace_blocks(text, ARCHITECTURE_BLOCKS, "docs/architecture.md")
 
 
 def main() -> None:
-    path = REPO_ROOT / "README.md"
-    path.write_text(render(path.read_text()))
-    print(f"updated {path}")
+    for path, make in ((REPO_ROOT / "README.md", render), (ARCHITECTURE, render_architecture)):
+        path.write_text(make(path.read_text()))
+        print(f"updated {path}")
 
 
 if __name__ == "__main__":

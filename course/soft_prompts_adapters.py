@@ -1,5 +1,5 @@
 """Notebook 06's sweeps around `ftkit.soft_prompts`: a fresh model trained at each of a few learning rates,
-as a table (`course.rates` runs them on validation sentences).
+as a table (`course.prompt_rate_sweep` runs them on validation sentences).
 """
 from __future__ import annotations
 

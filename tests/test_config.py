@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from course import config, distributed, rates, ulmfit_sweep
+from course import config, distributed, prompt_rate_sweep, ulmfit_sweep
 from course.notebooks import NOTEBOOKS, NOTEBOOKS_DIR
 
 
@@ -85,7 +85,7 @@ def test_one_list_of_notebooks_for_the_folder_the_budgets_and_the_tools():
     assert folder == list(NOTEBOOKS), "notebooks/ and course.notebooks.NOTEBOOKS list different notebooks"
     assert list(config.BUDGETS) and set(config.BUDGETS) == set(NOTEBOOKS)
     assert set(distributed.TASK_NOTEBOOKS.values()) <= set(NOTEBOOKS)
-    assert {rates.NOTEBOOK, ulmfit_sweep.NOTEBOOK} <= set(NOTEBOOKS)
+    assert {prompt_rate_sweep.NOTEBOOK, ulmfit_sweep.NOTEBOOK} <= set(NOTEBOOKS)
 
 
 

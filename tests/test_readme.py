@@ -13,6 +13,11 @@ def test_generated_blocks_are_current(monkeypatch):
     assert readme.render(text) == text, "run `python -m course.readme` after `make run` / `python -m course.benchmark`"
 
 
+def test_the_module_map_is_current():
+    text = readme.ARCHITECTURE.read_text()
+    assert readme.render_architecture(text) == text, "run `python -m course.readme` after adding or changing a module"
+
+
 def test_missing_markers_are_reported():
     with pytest.raises(ValueError, match="notebook-map"):
         readme.render("no markers here")

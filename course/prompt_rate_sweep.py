@@ -1,4 +1,4 @@
-"""The validation sweeps behind notebook 06's learning rates: `python -m course.rates [--methods ...]`.
+"""The validation sweeps behind notebook 06's learning rates: `python -m course.prompt_rate_sweep [--methods ...]`.
 
 Each method trains for the notebook's steps at each of a few rates, from the notebook's start, and is scored
 on validation sentences that neither the notebook's tests nor its exercises use:
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 NOTEBOOK = "06_soft_prompts_adapters"
-# The notebook's task and start; tests/test_rates.py checks that the notebook still uses these.
+# The notebook's task and start; tests/test_prompt_rate_sweep.py checks that the notebook still uses these.
 TEMPLATE = "Review: {text}\nSentiment:"
 INIT_TEXT = "Classify the sentiment of this movie review as positive or negative."
 N_TOKENS = 20
