@@ -29,13 +29,12 @@ import contextlib
 import functools
 import json
 import math
-import re
-import time
 from pathlib import Path
 
 import torch
 
 from ftkit.causal_lm import IGNORE_INDEX
+from course.generated import replace_blocks
 from course.results import REPO_ROOT
 
 TASK_NOTEBOOKS = {"lora": "04_lora_distilbert", "sft": "02_supervised_instruction"}  # whose budget each task runs
@@ -106,13 +105,10 @@ def _tokenizer(name: str, task: str):
     """The tokenizer of a packaged model, Hub id or folder (pad token = eos for a decoder without one)."""
     from transformers import AutoTokenizer
 
-    from course.models import MINILM_DISTILBERT, SMOLLM2, resolve_model_path
+    from course.models import MINILM_DISTILBERT, SMOLLM2, ensure_pad_token, resolve_model_path
 
     packaged = MINILM_DISTILBERT if task == "lora" else SMOLLM2
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name, ROLES[task], packaged))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return ensure_pad_token(AutoTokenizer.from_pretrained(resolve_model_path(name, ROLES[task], packaged)))
 
 
 def training_loader(task: str, tokenizer, budget, *, batch_size: int, examples: int | None, seed: int):
@@ -206,18 +202,16 @@ def run_steps(accelerator, model, optimizer, scheduler, loader, *, task: str, st
     them (AdamW, gradients clipped to norm 1). Returns the global loss of each step, the sum of the first
     batch's token ids (it differs between ranks: each sees its own share), the wall time (s) and the peak
     memory (GiB) of this process. `sync=False` skips DDP's gradient all-reduce: a demonstration only."""
-    from tqdm.auto import tqdm
-
-    from ftkit.train import PeakMemory, forever
+    from ftkit.train import TrainingRun, repeat_epochs
 
     world = accelerator.num_processes
     losses, first_batch = [], None
-    data = forever(loader)
+    data = repeat_epochs(loader)
     model.train()
-    began = time.perf_counter()
-    with PeakMemory(accelerator.device) as peak, tqdm(total=steps, desc=f"{task} x{world}",
-                                                      disable=not accelerator.is_main_process) as bar:
-        for _ in range(steps):
+    run = TrainingRun(steps, device=accelerator.device, desc=f"{task} x{world}",
+                      show_progress=accelerator.is_main_process)
+    with run:
+        for _ in run.steps():
             batch = next(data)
             if first_batch is None:
                 first_batch = int(batch["input_ids"].sum())
@@ -233,15 +227,14 @@ def run_steps(accelerator, model, optimizer, scheduler, loader, *, task: str, st
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append((accelerator.reduce(total.detach(), "sum") / n_global).item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    return losses, first_batch, time.perf_counter() - began, peak.peak_gb
+            run.show(loss=f"{losses[-1]:.3f}")
+    return losses, first_batch, run.result.wall_time_s, run.result.peak_memory_gb
 
 
-def train(args: argparse.Namespace) -> dict:
+def run_task(args: argparse.Namespace) -> dict:
     """Train one task as the launch asks (one process, DDP, FSDP) and return the run's summary (all ranks).
 
-    The process group stays open, so that one process may call `train` several times (the tests do);
+    The process group stays open, so that one process may call `run_task` several times (the tests do);
     `main` closes it.
     """
     from accelerate import Accelerator
@@ -436,10 +429,7 @@ def memory_table_markdown() -> str:
 
 def render_doc(text: str) -> str:
     """`text` (docs/scaling.md) with its generated per-GPU memory table replaced by the current one."""
-    pattern = re.compile(r"(<!-- per-gpu-memory:start -->\n).*?(<!-- per-gpu-memory:end -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{DOC.name} lacks the markers <!-- per-gpu-memory:start --> / <!-- per-gpu-memory:end -->.")
-    return pattern.sub(lambda m: m.group(1) + memory_table_markdown() + "\n" + m.group(2), text)
+    return replace_blocks(text, {"per-gpu-memory": memory_table_markdown}, DOC.name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -483,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from accelerate import PartialState
 
-    train(args)
+    run_task(args)
     PartialState().destroy_process_group()  # the process group lives as long as the process: several
     return 0                                # `train` calls in one process share it
 

@@ -184,14 +184,19 @@ def _placement(device: str | None, kwargs: dict) -> dict:
     return kwargs
 
 
+def ensure_pad_token(tokenizer):
+    """Give a decoder's tokenizer a pad token if it has none: its eos token (the attention mask hides the
+    padding, and the labels of padding are -100). Changes `tokenizer` in place and returns it."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_tokenizer(name: str = SMOLLM2):
     """A decoder's tokenizer, with a pad token if it has none (its eos token), padding on the right."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name, "causal_lm", SMOLLM2))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return ensure_pad_token(AutoTokenizer.from_pretrained(resolve_model_path(name, "causal_lm", SMOLLM2)))
 
 
 def meta_causal_lm(name: str = SMOLLM2):
@@ -289,9 +294,7 @@ def load_reward_model(name: str = SMOLLM2, seed: int = 0, device: str | None = N
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     where = resolve_model_path(name, "causal_lm", SMOLLM2)
-    tokenizer = AutoTokenizer.from_pretrained(where)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(where))
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(where, num_labels=1, use_safetensors=True, **kwargs)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -302,7 +305,8 @@ def meta_model(name: str, num_labels: int | None = None):
     """A canonical architecture on the meta device, built from transformers' config defaults: no download.
 
     `distilbert-base-uncased` (`DistilBertConfig()` defaults; a sequence classifier when `num_labels` is
-    given, else the bare encoder) or `llama-2-7b` (`LlamaConfig()` defaults: Llama-2-7B). Meta tensors
+    given, else the bare encoder) or `llama-2-7b` (`ftkit.memory.LLAMA2_SHAPES`, the one place the course
+    writes Llama-2's shapes; `LlamaConfig()`'s other defaults are Llama-2's too). Meta tensors
     have shapes but no storage, so even 7B parameters cost no memory: use them for counting.
     """
     from transformers import (DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel,
@@ -314,5 +318,7 @@ def meta_model(name: str, num_labels: int | None = None):
                 return DistilBertModel(DistilBertConfig())
             return DistilBertForSequenceClassification(DistilBertConfig(num_labels=num_labels))
         if name == "llama-2-7b":
-            return LlamaForCausalLM(LlamaConfig())
+            from ftkit.memory import LLAMA2_SHAPES
+
+            return LlamaForCausalLM(LlamaConfig(**LLAMA2_SHAPES["Llama-2-7B"]))
     raise ValueError(f"No meta model named {name!r}; choose one of: {', '.join(META_MODELS)}.")

@@ -15,8 +15,10 @@ import re
 
 import torch
 
+from ftkit.batching import left_padded_batch, right_padded_batch, seeded_loader
 from ftkit.causal_lm import IGNORE_INDEX
 from ftkit.evaluate import evaluation_mode
+from ftkit.precision import to_device
 
 
 def render_prompt(instruction: str, context: str = "") -> str:
@@ -69,16 +71,7 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 def collate(rows: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-pad tokenised rows into a batch; padding gets attention 0 and label -100. On the CPU, as a
     DataLoader's collate function: `ftkit.train.train` moves it to the model's device."""
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad_token_id)
-    labels = torch.full((len(rows), width), IGNORE_INDEX)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row["input_ids"])
-        ids[i, :n] = torch.tensor(row["input_ids"])
-        labels[i, :n] = torch.tensor(row["labels"])
-        mask[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return right_padded_batch([r["input_ids"] for r in rows], pad_token_id, [r["labels"] for r in rows])
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int = 0, megabatch: int = 50) -> list[list[int]]:
@@ -114,8 +107,7 @@ def instruction_loader(examples: list[dict], tokenizer, *, batch_size: int, max_
     if group_by_length:
         batches = length_grouped_batches([len(r["input_ids"]) for r in rows], batch_size, seed)
         return DataLoader(rows, batch_sampler=batches, collate_fn=pad)
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=pad)
+    return seeded_loader(rows, batch_size=batch_size, shuffle=shuffle, seed=seed, collate_fn=pad)
 
 
 def trl_dataset(examples: list[dict]):
@@ -129,18 +121,6 @@ def trl_dataset(examples: list[dict]):
 # ---------------------------------------------------------------------------------------------------------
 # Generation and per-task evaluation.
 
-def left_pad(prompts: list[list[int]], pad_token_id: int, device: str | torch.device) -> dict[str, torch.Tensor]:
-    """Token-id lists as a left-padded batch on `device`: `input_ids` and `attention_mask`, both
-    (len(prompts), longest prompt). A decoder continues from the last position, so every prompt ends there."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long, device=device)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long, device=device)
-        mask[i, width - len(p):] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
 def generate_responses(model, tokenizer, examples: list[dict], max_new_tokens: int, batch_size: int = 8) -> list[str]:
     """Greedy responses to the examples' prompts, in batches (left-padded so all prompts end together)."""
     with evaluation_mode(model) as device:
@@ -149,7 +129,7 @@ def generate_responses(model, tokenizer, examples: list[dict], max_new_tokens: i
             chunk = examples[start:start + batch_size]
             prompts = [_ids(tokenizer.apply_chat_template(to_messages(e)[0], add_generation_prompt=True, tokenize=True))
                        for e in chunk]
-            batch = left_pad(prompts, tokenizer.pad_token_id, device)
+            batch = to_device(left_padded_batch(prompts, tokenizer.pad_token_id), device)
             generated = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
                                        pad_token_id=tokenizer.pad_token_id)
             width = batch["input_ids"].shape[1]

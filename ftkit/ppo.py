@@ -16,7 +16,6 @@ scores the responses is `ftkit.reward_model`.
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -24,9 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ftkit.batching import left_padded_batch
 from ftkit.evaluate import evaluation_mode
 from ftkit.precision import master_dtype, model_device, model_dtype, precision_for, to_device
-from ftkit.train import PeakMemory, TrainResult, load_checkpoint, optimizer_step, save_checkpoint
+from ftkit.train import TrainingRun, TrainResult, optimizer_step
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -102,12 +102,9 @@ def sample_responses(model: nn.Module, tokenizer, prompts: Sequence[str], *, max
 
 
 def _left_padded(tokenizer, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # a decoder continues from the last token: pad on the left
-    try:
-        return dict(tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False))
-    finally:
-        tokenizer.padding_side = side
+    """The prompts tokenised (no special tokens) and padded on the left: `input_ids`, `attention_mask` (B, Q)."""
+    ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    return left_padded_batch(ids, tokenizer.pad_token_id)
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -280,21 +277,17 @@ def train_ppo(policy: PolicyWithValue, tokenizer, prompts: Sequence[str], reward
     mean KL (sum over a response), response length, clip fraction, losses. With `checkpoint_dir` the
     adapter, value head and optimizer are saved after every update and a rerun resumes.
     """
-    from tqdm.auto import tqdm
-
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr)
     device = model_device(policy)
     precision = precision_for(device)
     scaler = precision.grad_scaler()
-    result = TrainResult()
-    start = load_checkpoint(checkpoint_dir, policy, optimizer, None, result, scaler) if checkpoint_dir else 0
-    result.resumed_from_step = start
+    run = TrainingRun(iterations, device=device, desc=desc, model=policy, optimizer=optimizer, scaler=scaler,
+                      checkpoint_dir=checkpoint_dir, checkpoint_every=1)
     order = random.Random(seed)
     batches = [order.sample(list(prompts), settings.rollout_size) for _ in range(iterations)]
-    elapsed_before, began = result.wall_time_s, time.perf_counter()
-    with PeakMemory(device) as peak, tqdm(total=iterations, initial=start, desc=desc) as bar:
-        for iteration in range(start + 1, iterations + 1):
+    with run:
+        for iteration in run.steps():
             experience = collect_experience(policy, tokenizer, batches[iteration - 1], reward_fn, settings)
             parts = []
             policy.train()
@@ -309,15 +302,9 @@ def train_ppo(policy: PolicyWithValue, tokenizer, prompts: Sequence[str], reward
                      "kl": experience["kl"].sum(-1).mean().item(),
                      "response_tokens": experience["mask"].sum(-1).mean().item(),
                      **{k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}}
-            result.losses.append((iteration, stats["loss"]))
-            result.evaluations.append(stats)
-            bar.update(1)
-            bar.set_postfix(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}")
-            result.wall_time_s = elapsed_before + time.perf_counter() - began
-            if checkpoint_dir:
-                save_checkpoint(checkpoint_dir, policy, optimizer, None, iteration, result, scaler)
+            run.result.losses.append((iteration, stats["loss"]))
+            run.result.evaluations.append(stats)
+            run.show(score=f"{stats['score']:.2f}", kl=f"{stats['kl']:.2f}")
     policy.eval()
-    result.steps = iterations
-    result.peak_memory_gb = peak.peak_gb
-    return result
+    return run.result
 

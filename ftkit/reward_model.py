@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ftkit.batching import right_padded_batch, seeded_loader
 from ftkit.evaluate import evaluation_mode
 from ftkit.precision import to_device
 
@@ -37,10 +38,7 @@ def reward_inputs(tokenizer, texts: Sequence[str], max_length: int) -> dict[str,
     the CPU (it is `pair_loader`'s collate function); `score_texts` and `ftkit.train.train` move them.
     """
     ids = [tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_length] for t in texts]
-    width = max(len(x) for x in ids)
-    pad = tokenizer.pad_token_id
-    return {"input_ids": torch.tensor([x + [pad] * (width - len(x)) for x in ids]),
-            "attention_mask": torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])}
+    return right_padded_batch(ids, tokenizer.pad_token_id)
 
 
 def pooled_positions(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor:
@@ -52,13 +50,10 @@ def pooled_positions(input_ids: torch.Tensor, pad_token_id: int) -> torch.Tensor
 def pair_loader(pairs: Sequence[dict], tokenizer, *, batch_size: int, max_length: int, shuffle: bool = False,
                 seed: int = 0):
     """Batches of `batch_size` pairs: `input_ids`/`attention_mask` hold the chosen texts, then the rejected."""
-    from torch.utils.data import DataLoader
-
     def collate(rows):
         return reward_inputs(tokenizer, [r["chosen"] for r in rows] + [r["rejected"] for r in rows], max_length)
 
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(list(pairs), batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+    return seeded_loader(list(pairs), batch_size=batch_size, shuffle=shuffle, seed=seed, collate_fn=collate)
 
 
 def pairwise_loss(reward_model: nn.Module, batch: dict) -> torch.Tensor:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from ftkit.batching import seeded_loader
 from ftkit.evaluate import evaluation_mode
 from ftkit.precision import master_dtype, model_device, to_device
 
@@ -66,13 +67,12 @@ def verbalizer_loader(dataset, tokenizer, template: str, *, batch_size: int, shu
         batch["labels"] = torch.tensor([r[label_column] for r in rows])
         return batch
 
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
     order = None
     if by_length:  # the review's own tokens: the same order whatever prefix or template surrounds it
         lengths = [len(ids) for ids in tokenizer(list(dataset[text_column]))["input_ids"]]
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, sampler=order,
-                      collate_fn=collate)
+    return seeded_loader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, collate_fn=collate,
+                         sampler=order)
 
 
 def verbalizer_logits(logits: torch.Tensor, attention_mask: torch.Tensor, token_ids: Sequence[int]) -> torch.Tensor:

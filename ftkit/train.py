@@ -187,7 +187,7 @@ def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: torch.optim
     return progress["step"]
 
 
-def forever(batches: Iterable) -> Iterable:
+def repeat_epochs(batches: Iterable) -> Iterable:
     """The batches, epoch after epoch. A loader with `set_epoch` (accelerate's prepared loaders) is told each
     epoch's number first, so that it reshuffles, the same way on every process."""
     epoch = 0
@@ -201,6 +201,68 @@ def forever(batches: Iterable) -> Iterable:
         if not yielded:
             raise ValueError("The training data gave no batch: is the dataset empty?")
         epoch += 1
+
+
+class TrainingRun:
+    """What every training loop of the course shares, around the loop's own step: a progress bar, the wall
+    time and peak memory of the run, and checkpoints that let an interrupted run resume.
+
+        run = TrainingRun(steps, device=device, desc="training", model=model, optimizer=optimizer,
+                          checkpoint_dir="ckpt")        # resumes from "ckpt" if a checkpoint is there
+        with run:
+            for step in run.steps():                    # from the first step not yet done
+                loss = ...                              # the loop's own work
+                run.result.losses.append((step, loss))
+                run.show(loss=f"{loss:.3f}")
+        run.result                                      # a TrainResult with wall time and peak memory
+
+    After each step the bar advances, the wall time is updated and, with `checkpoint_dir`, the state is saved
+    every `checkpoint_every` steps and after the last. Checkpoints need `model` and `optimizer`
+    (`scheduler` and `scaler` are saved when given). `show_progress=False` hides the bar (other ranks).
+    """
+
+    def __init__(self, steps: int, *, device: str | torch.device, desc: str, model: nn.Module | None = None,
+                 optimizer: torch.optim.Optimizer | None = None, scheduler=None,
+                 scaler: torch.amp.GradScaler | None = None, checkpoint_dir: str | Path | None = None,
+                 checkpoint_every: int | None = None, show_progress: bool = True):
+        if checkpoint_dir and (model is None or optimizer is None):
+            raise ValueError("A checkpointed run needs the model and the optimizer whose state it saves.")
+        self.total, self.device, self.desc, self.show_progress = steps, torch.device(device), desc, show_progress
+        self.model, self.optimizer, self.scheduler, self.scaler = model, optimizer, scheduler, scaler
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every or max(1, math.ceil(steps / 10))
+        self.result = TrainResult()
+        self.start = (load_checkpoint(checkpoint_dir, model, optimizer, scheduler, self.result, scaler)
+                      if checkpoint_dir else 0)
+        self.result.resumed_from_step = self.start
+
+    def __enter__(self) -> "TrainingRun":
+        from tqdm.auto import tqdm
+
+        self._elapsed_before, self._began = self.result.wall_time_s, time.perf_counter()
+        self._peak = PeakMemory(self.device).__enter__()
+        self._bar = tqdm(total=self.total, initial=self.start, desc=self.desc, disable=not self.show_progress)
+        return self
+
+    def steps(self) -> Iterable[int]:
+        """The step numbers still to run, 1-based; the bookkeeping of each runs when the loop asks for the next."""
+        for step in range(self.start + 1, self.total + 1):
+            yield step
+            self._bar.update(1)
+            self.result.wall_time_s = self._elapsed_before + time.perf_counter() - self._began
+            if self.checkpoint_dir and (step % self.checkpoint_every == 0 or step == self.total):
+                save_checkpoint(self.checkpoint_dir, self.model, self.optimizer, self.scheduler, step, self.result,
+                                self.scaler)
+
+    def show(self, **postfix: str) -> None:
+        """Figures shown beside the progress bar, e.g. `loss="0.412"`."""
+        self._bar.set_postfix(**postfix)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+        self._peak.__exit__(*exc)
+        self.result.steps = self.total
+        self.result.peak_memory_gb = self._peak.peak_gb
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -236,8 +298,6 @@ def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.o
     the model's); the forward pass and loss run under that device's precision policy (`ftkit.precision`:
     bf16 or fp16 autocast on a GPU, fp32 on a CPU), the weights stay fp32.
     """
-    from tqdm.auto import tqdm
-
     device = torch.device(device or model_device(model))
     precision = precision_for(device)
     scaler = precision.grad_scaler()
@@ -245,19 +305,15 @@ def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.o
     if not trainable:
         raise ValueError("The model has no trainable parameters: unfreeze some or add an adapter first.")
     optimizer = optimizer or torch.optim.AdamW(trainable, lr=lr)
-    result = TrainResult()
-    start = load_checkpoint(checkpoint_dir, model, optimizer, scheduler, result, scaler) if checkpoint_dir else 0
-    result.resumed_from_step = start
-    checkpoint_every = checkpoint_every or eval_every or max(1, math.ceil(steps / 10))
-    data = forever(batches)
+    run = TrainingRun(steps, device=device, desc=desc, model=model, optimizer=optimizer, scheduler=scheduler,
+                      scaler=scaler, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every or eval_every)
+    data = repeat_epochs(batches)
     # Skip the batches already seen so that a resumed run sees the same data as an uninterrupted one.
-    for _ in range(start):
+    for _ in range(run.start):
         next(data)
     model.train()
-    elapsed_before = result.wall_time_s
-    began = time.perf_counter()
-    with PeakMemory(device) as peak, tqdm(total=steps, initial=start, desc=desc) as bar:
-        for step in range(start + 1, steps + 1):
+    with run:
+        for step in run.steps():
             batch = to_device(next(data), device)
             with precision.autocast():
                 loss = loss_fn(model, batch)
@@ -267,18 +323,12 @@ def train(model: nn.Module, batches: Iterable, *, steps: int, optimizer: torch.o
             optimizer_step(loss, optimizer, scaler, trainable, max_grad_norm)
             if scheduler is not None:
                 scheduler.step()
-            result.losses.append((step, loss.item()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            run.result.losses.append((step, loss.item()))
+            run.show(loss=f"{loss.item():.3f}")
             if evaluate is not None and ((eval_every and step % eval_every == 0) or step == steps):
                 model.eval()
                 with torch.no_grad():
-                    result.evaluations.append({"step": step, **evaluate(model)})
+                    run.result.evaluations.append({"step": step, **evaluate(model)})
                 model.train()
-            result.wall_time_s = elapsed_before + time.perf_counter() - began
-            if checkpoint_dir and (step % checkpoint_every == 0 or step == steps):
-                save_checkpoint(checkpoint_dir, model, optimizer, scheduler, step, result, scaler)
     model.eval()
-    result.steps = steps
-    result.peak_memory_gb = peak.peak_gb
-    return result
+    return run.result

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ftkit.batching import seeded_loader
 from ftkit.evaluate import evaluation_mode
 from ftkit.params import count_parameters
 from ftkit.precision import model_device, to_device
 from ftkit.schedules import (discriminative_param_groups, gradual_unfreezing, layer_groups,
                              slanted_triangular_scheduler, unfreezing_stages)
-from ftkit.train import TrainResult, model_loss, timed, train  # noqa: F401 (timed: notebook 03)
+from ftkit.train import TrainResult, model_loss, train
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -96,11 +97,10 @@ class FeatureBatches:
     """Re-iterable shuffled batches of cached features (a DataLoader yields tuples; train wants dicts)."""
 
     def __init__(self, features: dict, batch_size: int, seed: int = 0):
-        from torch.utils.data import DataLoader, TensorDataset
+        from torch.utils.data import TensorDataset
 
         data = TensorDataset(torch.from_numpy(features["cls"]), torch.from_numpy(features["labels"]))
-        self.loader = DataLoader(data, batch_size=batch_size, shuffle=True,
-                                 generator=torch.Generator().manual_seed(seed))
+        self.loader = seeded_loader(data, batch_size=batch_size, shuffle=True, seed=seed)
 
     def __iter__(self):
         return ({"cls": x, "labels": y} for x, y in self.loader)

@@ -37,8 +37,8 @@ def run_args(name: str, folder: Path) -> list[str]:
 def two_ranks(tmp_path_factory):
     """The three runs on two processes, in one torchrun launch (the imports are paid once)."""
     folder = tmp_path_factory.mktemp("two-ranks")
-    calls = "; ".join(f"train(parse_args({run_args(name, folder)!r}))" for name in RUNS)
-    code = (f"from accelerate import PartialState; from course.distributed import parse_args, train; {calls}; "
+    calls = "; ".join(f"run_task(parse_args({run_args(name, folder)!r}))" for name in RUNS)
+    code = (f"from accelerate import PartialState; from course.distributed import parse_args, run_task; {calls}; "
             "PartialState().destroy_process_group()")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "--no-python", sys.executable, "-c", code]

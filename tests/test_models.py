@@ -85,3 +85,12 @@ def test_a_memory_cap_makes_a_model_too_large_to_load(monkeypatch):
 def test_a_missing_folder_is_reported_as_a_missing_folder_not_as_a_hub_model(name):
     with pytest.raises(FileNotFoundError, match="no model folder"):
         models.resolve_model_path(name, "causal_lm", models.SMOLLM2)
+
+
+def test_ensure_pad_token_uses_eos_only_when_there_is_no_pad_token():
+    from types import SimpleNamespace
+
+    bare = SimpleNamespace(pad_token=None, eos_token="<eos>")
+    assert models.ensure_pad_token(bare) is bare and bare.pad_token == "<eos>"
+    padded = SimpleNamespace(pad_token="<pad>", eos_token="<eos>")
+    assert models.ensure_pad_token(padded).pad_token == "<pad>"

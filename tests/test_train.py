@@ -3,7 +3,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ftkit.train import PeakMemory, TrainResult, load_checkpoint, optimizer_step, save_checkpoint, train
+from ftkit.train import (PeakMemory, TrainingRun, TrainResult, load_checkpoint, optimizer_step, save_checkpoint,
+                         train)
 
 
 class TinyRegressor(nn.Module):
@@ -109,3 +110,13 @@ def test_a_checkpoint_keeps_the_loss_scale(tmp_path):
     resumed = torch.amp.GradScaler("cpu")
     assert load_checkpoint(tmp_path, model, optimizer, None, TrainResult(), resumed) == 3
     assert resumed.get_scale() == 1024.0
+
+
+def test_the_scaffold_yields_each_step_once_and_measures_the_run(tmp_path):
+    run = TrainingRun(3, device="cpu", desc="steps", show_progress=False)
+    with run:
+        seen = list(run.steps())
+    assert seen == [1, 2, 3]
+    assert run.result.steps == 3 and run.result.wall_time_s > 0 and run.result.peak_memory_gb > 0
+    with pytest.raises(ValueError, match="needs the model and the optimizer"):
+        TrainingRun(3, device="cpu", desc="steps", checkpoint_dir=tmp_path)
