@@ -1,17 +1,8 @@
 """course.self_supervised: notebook 01's blocks, perplexity tables and sentences, and its LoRA wrapper."""
-import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from course import self_supervised
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
-    return LlamaForCausalLM(config).eval()
+from test_causal_lm import tiny  # noqa: F401 (the same tiny Llama fixture)
 
 
 def test_sample_blocks_is_seeded_and_bounded():
