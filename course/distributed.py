@@ -201,14 +201,15 @@ def run_steps(accelerator, model, optimizer, scheduler, loader, *, task: str, st
     """`steps` optimizer steps of the prepared model over the prepared loader, as `ftkit.train.train` takes
     them (AdamW, gradients clipped to norm 1). Returns the global loss of each step, the sum of the first
     batch's token ids (it differs between ranks: each sees its own share), the wall time (s) and the peak
-    memory (GiB) of this process. `sync=False` skips DDP's gradient all-reduce: a demonstration only."""
+    memory (GiB) of this process's run (its model's weights and what training added). `sync=False` skips
+    DDP's gradient all-reduce: a demonstration only."""
     from ftkit.train import TrainingRun, repeat_epochs
 
     world = accelerator.num_processes
     losses, first_batch = [], None
     data = repeat_epochs(loader)
     model.train()
-    run = TrainingRun(steps, device=accelerator.device, desc=f"{task} x{world}",
+    run = TrainingRun(steps, device=accelerator.device, desc=f"{task} x{world}", model=model,
                       show_progress=accelerator.is_main_process)
     with run:
         for _ in run.steps():

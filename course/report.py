@@ -202,7 +202,7 @@ def charts_html(table) -> str:
     figures = [
         quality_chart(table),
         per_method_chart(table, "peak_memory_gb", title="Peak memory while training",
-                         xlabel="peak memory (GiB; on CPU the process's resident memory)"),
+                         xlabel="peak memory of the run (GiB: its model's weights and what training added)"),
         per_method_chart(table, "wall_time_s", title="Wall time of each training run",
                          xlabel="wall time (seconds, log scale)", log=True),
     ]

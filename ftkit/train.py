@@ -25,27 +25,41 @@ from ftkit.precision import model_device, precision_for, to_device
 GIB = 1024 ** 3
 
 
-class PeakMemory:
-    """Context manager measuring peak memory in GiB: GPU memory allocated on CUDA, process RSS on CPU.
+def module_memory_gb(model: nn.Module | None) -> float:
+    """GiB held by `model`'s parameters and buffers, in their stored dtypes (0 for None)."""
+    if model is None:
+        return 0.0
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors) / GIB
 
-    On CPU a thread samples the resident set size every `interval_s` seconds; the peak includes the
-    model and everything else the process holds, which is what decides whether a run fits.
+
+class PeakMemory:
+    """Context manager measuring one run's peak memory in GiB: the weights of the model it trains (`model`)
+    plus the most memory the run held beyond what was held when it began.
+
+    Runs therefore compare by what they cost, not by what else a notebook had loaded before them. On CUDA
+    the allocator's counters give it (peak allocated after a reset, less what was allocated at the start);
+    on a CPU a thread samples the process's resident set size every `interval_s` seconds. `process_peak_gb`
+    keeps the whole device's (CUDA) or process's (CPU) peak, which is what decides whether a run fits.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", interval_s: float = 0.05):
+    def __init__(self, device: str | torch.device = "cpu", interval_s: float = 0.05, model: nn.Module | None = None):
         self.device = torch.device(device)
         self.interval_s = interval_s
-        self.peak_gb = 0.0
+        self.model_gb = module_memory_gb(model)
+        self.peak_gb = self.process_peak_gb = 0.0
         self._stop = threading.Event()
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
         else:
             import psutil
 
             process = psutil.Process(os.getpid())
-            peak = [process.memory_info().rss]
+            self._start = process.memory_info().rss
+            peak = [self._start]
 
             def sample() -> None:
                 while not self._stop.wait(self.interval_s):
@@ -58,20 +72,24 @@ class PeakMemory:
 
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
-            self.peak_gb = torch.cuda.max_memory_allocated(self.device) / GIB
+            peak = torch.cuda.max_memory_allocated(self.device)
         else:
             self._stop.set()
             self._thread.join()
             import psutil
 
-            self.peak_gb = max(self._peak[0], psutil.Process(os.getpid()).memory_info().rss) / GIB
+            peak = max(self._peak[0], psutil.Process(os.getpid()).memory_info().rss)
+        self.process_peak_gb = peak / GIB
+        self.peak_gb = self.model_gb + max(0, peak - self._start) / GIB
 
 
-def timed(function: Callable, *args, **kwargs) -> tuple[object, float, float]:
+def timed(function: Callable, *args, memory_of: nn.Module | None = None, **kwargs) -> tuple[object, float, float]:
     """Call `function`, return (its result, wall time in s, peak memory in GiB): for work that is not a
-    `train()` run, such as a library trainer's `.train()`."""
+    `train()` run, such as a library trainer's `.train()`. Peak memory is `PeakMemory`'s, on the device of
+    `memory_of` (the model the work runs) and counting its weights; without it, the CPU's increase only."""
+    device = model_device(memory_of) if memory_of is not None else "cpu"
     began = time.perf_counter()
-    with PeakMemory() as peak:
+    with PeakMemory(device, model=memory_of) as peak:
         value = function(*args, **kwargs)
     return value, time.perf_counter() - began, peak.peak_gb
 
@@ -240,7 +258,7 @@ class TrainingRun:
         from tqdm.auto import tqdm
 
         self._elapsed_before, self._began = self.result.wall_time_s, time.perf_counter()
-        self._peak = PeakMemory(self.device).__enter__()
+        self._peak = PeakMemory(self.device, model=self.model).__enter__()
         self._bar = tqdm(total=self.total, initial=self.start, desc=self.desc, disable=not self.show_progress)
         return self
 
@@ -260,6 +278,10 @@ class TrainingRun:
 
     def __exit__(self, *exc) -> None:
         self._bar.close()
+        if self.show_progress and type(self._bar).__module__ == "tqdm.notebook":
+            # A notebook's widget bar is saved with the text it had when drawn ("0%"): where widgets do not
+            # render (GitHub, nbviewer, a terminal reading the file) the final state must be there as text.
+            print(self._bar)
         self._peak.__exit__(*exc)
         self.result.steps = self.total
         self.result.peak_memory_gb = self._peak.peak_gb

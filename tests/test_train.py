@@ -4,7 +4,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ftkit.train import (PeakMemory, TrainingRun, TrainResult, load_checkpoint, optimizer_step, save_checkpoint,
-                         train)
+                         timed, train)
 
 
 class TinyRegressor(nn.Module):
@@ -77,6 +77,22 @@ def test_peak_memory_sees_a_large_allocation():
     assert peak.peak_gb > baseline.peak_gb + 0.2
 
 
+def test_peak_memory_is_the_runs_own_not_what_was_held_before():
+    held = torch.ones(64 * 1024 * 1024)  # 256 MiB loaded before the run, e.g. another notebook model
+    model = nn.Linear(1024, 1024)  # 4 MiB of weights
+    with PeakMemory("cpu", model=model) as peak:
+        pass
+    assert peak.peak_gb < 0.1 < peak.process_peak_gb
+    assert peak.peak_gb >= 4 / 1024
+    del held
+
+
+def test_timed_counts_the_weights_of_the_model_it_is_given():
+    model = nn.Linear(1024, 1024)
+    value, seconds, peak_gb = timed(lambda: 7, memory_of=model)
+    assert value == 7 and seconds >= 0 and 4 / 1024 <= peak_gb < 0.1
+
+
 def step_once(scaler, loss_factor=1.0, max_grad_norm=0.5):
     """The regressor's weight after one SGD step through `optimizer_step`, and the optimizer."""
     model, loader = make_run()
@@ -113,10 +129,23 @@ def test_a_checkpoint_keeps_the_loss_scale(tmp_path):
 
 
 def test_the_scaffold_yields_each_step_once_and_measures_the_run(tmp_path):
-    run = TrainingRun(3, device="cpu", desc="steps", show_progress=False)
+    run = TrainingRun(3, device="cpu", desc="steps", model=nn.Linear(1024, 1024), show_progress=False)
     with run:
         seen = list(run.steps())
     assert seen == [1, 2, 3]
-    assert run.result.steps == 3 and run.result.wall_time_s > 0 and run.result.peak_memory_gb > 0
+    assert run.result.steps == 3 and run.result.wall_time_s > 0 and run.result.peak_memory_gb >= 4 / 1024
     with pytest.raises(ValueError, match="needs the model and the optimizer"):
         TrainingRun(3, device="cpu", desc="steps", checkpoint_dir=tmp_path)
+
+
+def test_a_notebook_bar_leaves_its_final_state_as_text(monkeypatch, capsys):
+    import tqdm.auto
+    import tqdm.notebook
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.notebook.tqdm)  # what a Jupyter kernel gets
+    run = TrainingRun(4, device="cpu", desc="steps")
+    with run:
+        for _ in run.steps():
+            run.show(loss="0.5")
+    printed = capsys.readouterr().out
+    assert "steps: 100%" in printed and "4/4" in printed and "loss=0.5" in printed
