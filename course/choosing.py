@@ -8,6 +8,8 @@ so nothing in it is typed ahead of a run.
 """
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 
 # (family, words that identify it in a recorded method name), checked in this order.
@@ -130,3 +132,63 @@ def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame) -> str:
                      + (f" Head to head: {'; '.join(versus)}." if versus else "")
                      + _memory_sentence(memory_table, family))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Memory of the three methods, component by component, against one GPU
+# ---------------------------------------------------------------------------------------------------
+
+MEMORY_PARTS = {"weights_gb": "weights", "gradients_gb": "gradients", "optimizer_gb": "AdamW states",
+                "activations_gb": "activations", "overhead_gb": "framework overhead"}
+
+
+@functools.lru_cache(maxsize=512)
+def _training_plan(model: str, method: str, rank: int, seq_len: int, batch: int) -> dict:
+    """`ftkit.memory.training_plan`, remembered: the widget revisits the same settings, and the GPU only
+    decides whether the total fits."""
+    from ftkit import memory
+
+    return memory.training_plan(model, method, rank=rank, seq_len=seq_len, batch=batch)
+
+
+def memory_plans(model: str = "Llama-2-7B", rank: int = 16, seq_len: int = 512, batch: int = 1,
+                 gpu: str = "T4 (16 GB)") -> pd.DataFrame:
+    """One row per method of `PLAN_METHODS`: `ftkit.memory.training_plan`'s components (GiB, overhead
+    included), the total it needs, the GPU's memory and whether it fits."""
+    from ftkit import memory
+
+    if gpu not in memory.GPUS:
+        raise ValueError(f"Unknown GPU {gpu!r}; choose one of: {', '.join(memory.GPUS)}.")
+    rows = []
+    for family, method in PLAN_METHODS.items():
+        plan = _training_plan(model, method, rank, seq_len, batch)
+        rows.append({"method": family, **{k: plan[k] for k in MEMORY_PARTS if k in plan},
+                     "overhead_gb": plan["needed_gb"] - plan["total_gb"], "needed_gb": plan["needed_gb"],
+                     "gpu_gb": memory.GPUS[gpu], "fits": plan["needed_gb"] <= memory.GPUS[gpu]})
+    return pd.DataFrame(rows)
+
+
+def plot_memory_plans(model: str = "Llama-2-7B", rank: int = 16, seq_len: int = 512, batch: int = 1,
+                      gpu: str = "T4 (16 GB)") -> None:
+    """Stacked bars of `memory_plans`: where each method's training memory goes, with the GPU's memory as a
+    dashed line and each bar labelled with its total and whether it fits."""
+    import matplotlib.pyplot as plt
+
+    plans = memory_plans(model, rank=rank, seq_len=seq_len, batch=batch, gpu=gpu)
+    fig, ax = plt.subplots(figsize=(11, 3.2))
+    left = pd.Series(0.0, index=plans.index)
+    for column, label in MEMORY_PARTS.items():
+        ax.barh(plans["method"], plans[column], left=left, label=label)
+        left += plans[column]
+    limit = plans["gpu_gb"].iloc[0]
+    ax.axvline(limit, color="black", linestyle="--", label=f"{gpu}: {limit} GiB")
+    for y, row in plans.iterrows():
+        ax.annotate(f" {row['needed_gb']:.1f} GiB: {'fits' if row['fits'] else 'does not fit'}",
+                    (row["needed_gb"], y), va="center", fontsize=9)
+    ax.set_xlim(0, 1.3 * max(plans["needed_gb"].max(), limit))
+    ax.invert_yaxis()
+    ax.set(title=f"Memory to train {model} (LoRA r = {rank}, {batch} x {seq_len} tokens, gradient checkpointing)",
+           xlabel="predicted GPU memory (GiB)", ylabel="method")
+    ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=8)
+    fig.tight_layout()
+    plt.show()

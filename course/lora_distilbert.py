@@ -108,3 +108,49 @@ def plot_accuracy_vs_parameters(sweep, references: dict[str, float], *, title: s
         ax.axhline(value, linestyle=style, color="gray", label=label)
     ax.legend(fontsize=8)
     return ax
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------------
+
+def check_lora_forward(lora_forward) -> "Verdict":
+    """Check a learner's `lora_forward(x, weight, bias, A, B, alpha, r)` against `ftkit.lora.LoRALinear` on
+    fresh layers whose B is not zero (at initialisation B = 0 would hide a missing scale)."""
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.lora import LoRALinear
+
+    def cases():
+        g = fresh_generator(404)
+        for d_in, d_out, r, alpha, batch in [(6, 5, 2, 16.0, 3), (12, 8, 4, 8.0, 2), (9, 9, 1, 1.0, 4)]:
+            base = nn.Linear(d_in, d_out)
+            with torch.no_grad():
+                base.weight.copy_(torch.randn(d_out, d_in, generator=g))
+                base.bias.copy_(torch.randn(d_out, generator=g))
+            layer = LoRALinear(base, r=r, alpha=alpha)
+            with torch.no_grad():
+                layer.lora_A.copy_(torch.randn(r, d_in, generator=g))
+                layer.lora_B.copy_(torch.randn(d_out, r, generator=g))
+            x = torch.randn(batch, d_in, generator=g)
+            with torch.no_grad():
+                expected = layer(x)
+            yield Case((x, base.weight.detach().clone(), base.bias.detach().clone(), layer.lora_A.detach().clone(),
+                        layer.lora_B.detach().clone(), alpha, r), expected)
+
+    return check("LoRA layer (ftkit.lora.LoRALinear)", lora_forward, cases,
+                 hint="the output is x W^T + b + (alpha / r) x A^T B^T; check the scale and the transposes.")
+
+
+def check_lora_trainable_count(lora_trainable_count) -> "Verdict":
+    """Check a learner's `lora_trainable_count(d_in, d_out, r)`: the parameters LoRA trains on one
+    d_out x d_in linear layer, against `ftkit.lora.lora_trainable_count`."""
+    from course.exercises import Case, check
+    from ftkit.lora import lora_trainable_count as reference
+
+    def cases():
+        for d_in, d_out, r in [(768, 768, 8), (768, 3072, 4), (384, 1536, 16), (10, 3, 1)]:
+            expected = reference(nn.ModuleDict({"layer": nn.Linear(d_in, d_out)}), ["layer"], r=r)
+            yield Case((d_in, d_out, r), expected)
+
+    return check("count of LoRA's trainable parameters", lora_trainable_count, cases,
+                 hint="A is r x d_in and B is d_out x r; the frozen weight and its bias are not trained.")

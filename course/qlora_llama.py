@@ -78,3 +78,51 @@ def max_logit_difference(model_a: nn.Module, model_b: nn.Module, batch: dict) ->
     mask = inputs.get("attention_mask")
     mask = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if mask is None else mask.to(a.device).bool()
     return float((a - b).abs()[mask].max())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------------
+
+def check_nf4_round_trip(nf4_round_trip) -> "Verdict":
+    """Check a learner's `nf4_round_trip(w, blocksize, levels)`: NF4-quantize `w` blockwise and dequantize it
+    again, against `ftkit.quant.quantize_nf4` and `dequantize_4bit`. Each test tensor's blocks differ in scale
+    by up to a factor of a thousand, so one absmax for the whole tensor cannot pass; the levels are NF4's, so
+    rounding on an evenly spaced grid cannot pass either."""
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.quant import dequantize_4bit, nf4_codebook, quantize_nf4
+
+    def cases():
+        g = fresh_generator(505)
+        levels = nf4_codebook()
+        for shape, blocksize in [((4, 64), 64), ((6, 40), 16), ((512,), 64), ((3, 8, 16), 32)]:
+            n_blocks = torch.Size(shape).numel() // blocksize
+            block_scales = 10 ** (3 * torch.rand(n_blocks, 1, generator=g) - 2)  # 0.01 .. 10
+            w = (torch.randn(n_blocks, blocksize, generator=g) * block_scales).reshape(shape)
+            expected = dequantize_4bit(quantize_nf4(w, blocksize=blocksize))
+            yield Case((w.clone(), blocksize, levels.clone()), expected)
+
+    return check("NF4 quantize and dequantize (ftkit.quant)", nf4_round_trip, cases,
+                 hint="split the flattened tensor into blocks of `blocksize` values, divide each block by its own "
+                      "absolute maximum, replace each value by the nearest of the 16 levels, then multiply back by "
+                      "the block's absmax and restore the shape.")
+
+
+def check_bits_per_parameter(nf4_bits_per_parameter) -> "Verdict":
+    """Check a learner's `nf4_bits_per_parameter(blocksize, double_quant, double_quant_blocksize)`: the bits
+    NF4 stores per weight, with or without double quantization, against `ftkit.quant.bits_per_parameter`.
+    The second-level blocks are small in some cases, so that their fp32 constants visibly count."""
+    from course.exercises import Case, check
+    from ftkit.quant import bits_per_parameter
+
+    def cases():
+        for blocksize, double_quant, dq_blocksize in [(64, False, 256), (64, True, 256), (128, True, 64),
+                                                      (32, True, 16), (16, False, 8), (256, True, 32)]:
+            expected = bits_per_parameter(blocksize, double_quant=double_quant, double_quant_blocksize=dq_blocksize)
+            yield Case((blocksize, double_quant, dq_blocksize), expected)
+
+    return check("bits per parameter (ftkit.quant.bits_per_parameter)", nf4_bits_per_parameter, cases, atol=1e-9,
+                 rtol=1e-9,
+                 hint="4 bits per index, plus each block's absmax shared by its `blocksize` weights: 32 bits "
+                      "without double quantization, 8 bits with it, plus one fp32 constant per "
+                      "`double_quant_blocksize` absmaxes.")

@@ -161,3 +161,140 @@ def describe_beta_sweep(sweep: Sequence[dict], baseline: dict) -> str:
                      f"{row['kl']:.2f} nats; distinct bigrams {row['distinct_bigrams']:.2f} "
                      f"(baseline {baseline['distinct_bigrams']:.2f})" + (": repeating itself" if repeats else ""))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The KL penalty, token by token (a small made-up rollout)
+# ---------------------------------------------------------------------------------------------------
+
+def kl_penalty_example() -> dict:
+    """A small made-up rollout of two responses, with per-token KL values (nats) of the size a trained policy
+    shows: `tokens` (one list per response), `scores` (2,), `kl` and `mask` (2, 11; the second response
+    ends one token early). Response A has drifted from the reference (it repeats "great", which the
+    reference finds unlikely) and scores high; response B stays close to the reference and scores lower."""
+    tokens = [[" It", "'s", " a", " great", ",", " great", ",", " great", " film", "!", "<|im_end|>"],
+              [" The", " cast", " is", " warm", ",", " the", " plot", " thin", ".", "<|im_end|>"]]
+    kl = torch.tensor([[0.3, 0.1, 0.2, 2.4, 0.4, 2.9, 0.5, 3.1, 0.6, 0.8, 0.4],
+                       [0.05, -0.1, 0.02, 0.3, 0.0, 0.1, -0.05, 0.2, 0.05, 0.1, 0.0]])
+    mask = torch.tensor([[1.0] * 11, [1.0] * 10 + [0.0]])
+    return {"names": ["A (drifted)", "B (near the reference)"], "tokens": tokens,
+            "scores": torch.tensor([5.2, 1.8]), "kl": kl * mask, "mask": mask}
+
+
+def plot_kl_penalized_rewards(beta: float = 0.1):
+    """Per-token rewards of `kl_penalty_example` at `beta`, from `ftkit.ppo.kl_penalized_rewards`: one panel
+    per response, the penalty -beta x KL on every token and the score on the last one, with each response's
+    return (the sum) in its title. The y axis stays fixed as beta moves (it covers beta up to 1)."""
+    import matplotlib.pyplot as plt
+    from ftkit.ppo import kl_penalized_rewards
+
+    example = kl_penalty_example()
+    rewards = kl_penalized_rewards(example["scores"], example["kl"], example["mask"], beta)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+    for row, (ax, name, tokens) in enumerate(zip(axes, example["names"], example["tokens"])):
+        n = len(tokens)
+        values = rewards[row, :n].tolist()
+        colors = ["tab:red"] * (n - 1) + ["tab:blue"]
+        ax.bar(range(n), values, color=colors)
+        ax.axhline(0, color="gray", linewidth=0.8)
+        ax.set_xticks(range(n), [t.strip() or repr(t) for t in tokens], rotation=45, ha="right")
+        kl_sum = example["kl"][row].sum().item()
+        ax.set(title=f"response {name}: return {sum(values):+.2f}\n= score {example['scores'][row]:.1f} "
+                     f"- {beta:.2f} x KL {kl_sum:.2f} nats",
+               xlabel="response token (blue: the last, where the score arrives)")
+    axes[0].set_ylabel("per-token reward (reward-model score units)")
+    low = -1.0 * example["kl"].max().item()
+    axes[0].set_ylim(min(low, rewards.min().item()) - 0.5, max(6.0, rewards.max().item() + 0.5))
+    returns = (rewards * example["mask"]).sum(-1)
+    favoured = example["names"][int(returns.argmax())].split()[0]
+    fig.suptitle(f"The KL penalty at beta = {beta:.2f}: -beta x KL (nats) on every token, plus the score on the last; "
+                 f"the higher return is response {favoured}'s")
+    fig.tight_layout()
+    plt.show()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------------
+
+def check_bradley_terry(bradley_terry) -> "Verdict":
+    """Check a learner's `bradley_terry(chosen_rewards, rejected_rewards)`, the mean Bradley-Terry loss of a
+    batch of pairs, against `ftkit.reward_model.bradley_terry_loss`, on rewards where the chosen text scores
+    both above and below the rejected one (so swapping them, or flipping the sign, shows)."""
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.reward_model import bradley_terry_loss
+
+    def cases():
+        g = fresh_generator(707)
+        for n, scale in [(5, 1.0), (8, 3.0), (1, 2.0)]:
+            chosen, rejected = scale * torch.randn(n, generator=g), scale * torch.randn(n, generator=g)
+            yield Case((chosen, rejected), bradley_terry_loss(chosen, rejected).item())
+
+    return check("Bradley-Terry loss (ftkit.reward_model.bradley_terry_loss)", bradley_terry, cases,
+                 hint="the loss is -log sigmoid(r_chosen - r_rejected), averaged over the pairs; it is small when "
+                      "the chosen text scores higher. torch.nn.functional.logsigmoid is the stable way to write it.")
+
+
+def check_gae(gae) -> "Verdict":
+    """Check a learner's `gae(rewards, values, mask, gamma, lam) -> (advantages, returns)` against
+    `ftkit.ppo.gae` on rollouts whose responses end before the last position (mask 0 after the end) and
+    whose value head gives non-zero values at those padding positions, as a real one does."""
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.ppo import gae as reference
+
+    def cases():
+        g = fresh_generator(708)
+        for lengths, width, gamma, lam in [([6, 3, 4], 6, 1.0, 0.95), ([2, 5], 7, 0.9, 0.8), ([4, 4, 1, 3], 5, 0.99, 1.0)]:
+            mask = (torch.arange(width) < torch.tensor(lengths).unsqueeze(1)).float()
+            rewards = 0.3 * torch.randn(len(lengths), width, generator=g) * mask
+            rewards[torch.arange(len(lengths)), torch.tensor(lengths) - 1] += 2 * torch.randn(len(lengths), generator=g)
+            values = torch.randn(len(lengths), width, generator=g)  # the padding positions too
+            yield Case((rewards, values, mask, gamma, lam), reference(rewards, values, mask, gamma, lam))
+
+    return check("generalised advantage estimation (ftkit.ppo.gae)", gae, cases,
+                 hint="after a response ends there is no next value: use values * mask, so V_{t+1} is 0 past the "
+                      "last token, and keep advantages (and returns = advantages + values * mask) at 0 on padding.")
+
+
+def check_clipped_surrogate(clipped_surrogate) -> "Verdict":
+    """Check a learner's `clipped_surrogate(logprobs, old_logprobs, advantages, mask, clip_range)`, PPO's
+    policy loss (a number to minimise), against the loss of `ftkit.ppo.clipped_surrogate_loss`, on
+    ratios that leave the clip range on both sides, advantages of both signs, and padded responses."""
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.ppo import clipped_surrogate_loss
+
+    def cases():
+        g = fresh_generator(709)
+        for lengths, width, clip_range in [([5, 3, 4], 5, 0.2), ([6, 2], 6, 0.1), ([3, 3, 3, 1], 4, 0.3)]:
+            mask = (torch.arange(width) < torch.tensor(lengths).unsqueeze(1)).float()
+            old_logprobs = -3 * torch.rand(len(lengths), width, generator=g)
+            logprobs = old_logprobs + 0.5 * torch.randn(len(lengths), width, generator=g)  # ratios ~0.4 to 2.5
+            advantages = torch.randn(len(lengths), width, generator=g)
+            loss, _ = clipped_surrogate_loss(logprobs, old_logprobs, advantages, mask, clip_range)
+            yield Case((logprobs, old_logprobs, advantages, mask, clip_range), loss.item())
+
+    return check("clipped surrogate loss (ftkit.ppo.clipped_surrogate_loss)", clipped_surrogate, cases,
+                 hint="ratio = exp(logprobs - old_logprobs); the objective takes the smaller (the worse) of "
+                      "ratio x A and clip(ratio, 1 - eps, 1 + eps) x A, so the loss to minimise is the mean over "
+                      "response tokens (mask) of max(-ratio x A, -clipped ratio x A).")
+
+
+def check_dpo_loss(dpo_loss) -> "Verdict":
+    """Check a learner's `dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
+    ref_rejected_logps, beta)` against `ftkit.dpo.dpo_loss` (which agrees with trl's DPOTrainer), on
+    sequence log-probabilities where the reference model's differ from the policy's."""
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.dpo import dpo_loss as reference
+
+    def cases():
+        g = fresh_generator(710)
+        for n, beta in [(4, 0.1), (6, 0.5), (1, 2.0)]:
+            ref_chosen, ref_rejected = -30 * torch.rand(n, generator=g), -30 * torch.rand(n, generator=g)
+            policy_chosen = ref_chosen + 3 * torch.randn(n, generator=g)
+            policy_rejected = ref_rejected + 3 * torch.randn(n, generator=g)
+            args = (policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
+            yield Case(args, reference(*args).item())
+
+    return check("DPO loss (ftkit.dpo.dpo_loss)", dpo_loss, cases,
+                 hint="each response's implicit reward is beta x (log pi - log pi_ref); the loss is "
+                      "-log sigmoid(chosen's minus rejected's), averaged over the pairs.")

@@ -56,3 +56,46 @@ def with_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.0,
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                         task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Widget: perplexity against loss
+# ---------------------------------------------------------------------------------------------------
+
+def show_perplexity(loss: float, sentence_loss: float | None = None) -> None:
+    """Print what a mean next-token loss (nats) means as a perplexity, exp(loss): the number of equally
+    likely tokens the model is choosing between, and the (geometric-mean) probability it gives the true
+    token. With `sentence_loss`, the same for a measured loss, for comparison."""
+    import math
+
+    perplexity = math.exp(loss)
+    line = (f"mean loss {loss:.2f} nats -> perplexity exp({loss:.2f}) = {perplexity:,.2f}: as unsure as a fair "
+            f"choice among {perplexity:,.1f} tokens; the true token gets p = 1/{perplexity:,.2f} = "
+            f"{1 / perplexity:.4f} per prediction (geometric mean)")
+    if sentence_loss is not None:
+        line += f". The sentence above: loss {sentence_loss:.2f} nats, perplexity {math.exp(sentence_loss):,.2f}."
+    print(line)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------------
+
+def check_next_token_loss(next_token_loss) -> "Verdict":
+    """Check a learner's `next_token_loss(logits, input_ids)` against `ftkit.causal_lm.shifted_loss` on fresh
+    logits whose position t leans toward the token at t + 1, so that a missing or reversed shift changes
+    the loss by a lot, not by a rounding error."""
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.causal_lm import shifted_loss
+
+    def cases():
+        g = fresh_generator(101)
+        for batch, n, vocab in [(1, 6, 11), (2, 9, 17), (3, 5, 7)]:
+            ids = torch.randint(vocab, (batch, n), generator=g)
+            logits = torch.randn(batch, n, vocab, generator=g)
+            logits[:, :-1].scatter_add_(-1, ids[:, 1:, None], torch.full((batch, n - 1, 1), 3.0))
+            yield Case((logits.clone(), ids.clone()), float(shifted_loss(logits, ids)))
+
+    return check("next-token loss (ftkit.causal_lm.shifted_loss)", next_token_loss, cases,
+                 hint="the logits at position t predict the token at t + 1: drop the last position's logits and "
+                      "the first token, then take the mean cross-entropy over what is left.")

@@ -193,3 +193,76 @@ def examples_side_by_side(examples: list[dict], n: int = 3, **columns: list[str]
              "reference": [e["output"] for e in examples[:n]]}
     frame.update({name: values[:n] for name, values in columns.items()})
     return pd.DataFrame(frame)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Widget: the padding that length-grouped batching saves.
+
+def padded_positions(lengths: list[int], batches: list[list[int]]) -> int:
+    """Padding tokens a list of batches (lists of row indices) costs: each batch pads to its longest row."""
+    return sum(max(lengths[i] for i in batch) * len(batch) - sum(lengths[i] for i in batch) for batch in batches)
+
+
+def show_padding_saved(lengths: list[int], batch_size: int, seed: int = 0) -> None:
+    """Print the padding tokens of shuffled batches against length-grouped ones
+    (`ftkit.instructions.length_grouped_batches`) for rows of these token `lengths`, and the share of the
+    computed positions that grouping saves."""
+    import torch
+
+    from course.exercises import preserved_random_state
+    from ftkit.instructions import length_grouped_batches
+
+    with preserved_random_state():
+        order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
+        shuffled = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        grouped = length_grouped_batches(lengths, batch_size, seed)
+    real = sum(lengths)
+    pad_shuffled, pad_grouped = padded_positions(lengths, shuffled), padded_positions(lengths, grouped)
+    saved = 1 - (real + pad_grouped) / (real + pad_shuffled)
+    print(f"batch size {batch_size}, {len(lengths)} rows, {real:,} real tokens: shuffled batches pad "
+          f"{pad_shuffled:,} tokens ({pad_shuffled / (real + pad_shuffled):.0%} of the positions computed), "
+          f"length-grouped batches {pad_grouped:,} ({pad_grouped / (real + pad_grouped):.0%}); "
+          f"grouping saves {saved:.0%} of the positions.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Exercises
+
+class _FixedChat:
+    """A stand-in tokenizer whose chat template returns fixed ids: `prompt_ids` (the user's turn with the
+    assistant header) for the prompt alone, `prompt_ids + response_ids` for the whole chat. It lets
+    `ftkit.instructions.tokenize_example` label ids that the check chose."""
+
+    def __init__(self, prompt_ids: list[int], response_ids: list[int]):
+        self.prompt_ids, self.response_ids = list(prompt_ids), list(response_ids)
+
+    def apply_chat_template(self, messages, add_generation_prompt: bool = False, tokenize: bool = True):
+        roles = [m["role"] for m in messages]
+        return self.prompt_ids + (self.response_ids if "assistant" in roles else [])
+
+
+def check_response_only_labels(response_only_batch) -> "Verdict":
+    """Check a learner's `response_only_batch(prompts, responses, pad_token_id)` -> (input_ids, labels)
+    against `ftkit.instructions.tokenize_example` and `collate` on fresh rows of different lengths whose
+    responses end with the end-of-turn token, which is also the pad token (as in SmolLM2's chat template):
+    so a mask built from "where the id is the pad id" wrongly hides the end of every response."""
+    import torch
+
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.instructions import collate, tokenize_example
+
+    def cases():
+        g = fresh_generator(202)
+        for pad, prompt_lengths, response_lengths in [(2, [5, 8, 4], [3, 1, 6]), (0, [7, 3], [2, 5]),
+                                                      (2, [4, 4, 9, 6], [2, 7, 1, 3])]:
+            prompts = [torch.randint(3, 1000, (n,), generator=g).tolist() for n in prompt_lengths]
+            responses = [torch.randint(3, 1000, (n,), generator=g).tolist() + [pad, 198] for n in response_lengths]
+            example = {"instruction": "", "context": "", "output": ""}
+            rows = [tokenize_example(_FixedChat(p, r), example) for p, r in zip(prompts, responses)]
+            batch = collate(rows, pad)
+            yield Case(([list(p) for p in prompts], [list(r) for r in responses], pad),
+                       (batch["input_ids"], batch["labels"]))
+
+    return check("response-only labels (ftkit.instructions.tokenize_example and collate)", response_only_batch,
+                 cases, hint="labels are -100 on every prompt token and on the padding, and equal to the ids on "
+                             "every response token, its end-of-turn token included; pad on the right.")

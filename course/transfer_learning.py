@@ -52,3 +52,107 @@ def conclusions(table, baseline: float, tolerance: float = 0.01) -> list[str]:
              f"{cheapest['test_accuracy']:.1%}: {(best['test_accuracy'] - cheapest['test_accuracy']) * 100:.1f} points "
              f"below the best."]
     return lines
+
+
+# ---------------------------------------------------------------------------------------------------
+# Widget: the slanted triangular schedule's shape
+# ---------------------------------------------------------------------------------------------------
+
+def plot_slanted_schedule(cut_frac: float = 0.1, ratio: float = 32, total_steps: int = 1000,
+                          max_lr: float = 1e-4) -> None:
+    """Draw `ftkit.schedules.slanted_triangular` over `total_steps` steps for this `cut_frac` and `ratio`,
+    with its floor max_lr / ratio dashed."""
+    import pandas as pd
+
+    from course import plots
+    from ftkit.schedules import slanted_triangular
+
+    rates = [slanted_triangular(t, total_steps, max_lr, cut_frac, ratio) for t in range(total_steps)]
+    peak = rates.index(max(rates))
+    frame = pd.DataFrame({"step": range(total_steps), "learning rate": rates})
+    ax = plots.line_chart(frame, "step", "learning rate", xlabel="optimizer step", ylabel="learning rate (per step)",
+                          title=f"Slanted triangular rate, cut_frac {cut_frac:.2f}, ratio {ratio:g}: "
+                                f"peak at step {peak}, floor = peak / {ratio:g}")
+    ax.axhline(max_lr / ratio, color="grey", linestyle="--", label=f"floor {max_lr / ratio:.2e}")
+    ax.set_ylim(0, max_lr * 1.05)
+    ax.legend(loc="upper right")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exercises
+# ---------------------------------------------------------------------------------------------------
+
+def check_slanted_triangular(slanted_rate) -> "Verdict":
+    """Check a learner's `slanted_rate(step, total_steps, max_lr, cut_frac, ratio)` against
+    `ftkit.schedules.slanted_triangular` at every step of three schedules. The learner's function gives one
+    step's rate; the check compares whole schedules, so a difference is named by its step."""
+    from course.exercises import Case, check
+    from ftkit.schedules import slanted_triangular
+
+    def every_step(total_steps, max_lr, cut_frac, ratio):
+        return [slanted_rate(t, total_steps, max_lr, cut_frac, ratio) for t in range(total_steps)]
+
+    every_step.__name__ = getattr(slanted_rate, "__name__", "your function")
+
+    def cases():
+        for total_steps, max_lr, cut_frac, ratio in [(100, 1.0, 0.1, 32), (40, 0.5, 0.25, 8), (30, 2.0, 0.5, 4)]:
+            expected = [slanted_triangular(t, total_steps, max_lr, cut_frac, ratio) for t in range(total_steps)]
+            yield Case((total_steps, max_lr, cut_frac, ratio), expected)
+
+    return check("slanted triangular schedule (ftkit.schedules.slanted_triangular)", every_step, cases,
+                 atol=1e-12, rtol=1e-6,
+                 hint="value t is the rate at step t. It rises from max_lr / ratio at step 0 to max_lr at step "
+                      "floor(cut_frac * total_steps), then falls back to max_lr / ratio at the last step, "
+                      "total_steps - 1.")
+
+
+def _tiny_distilbert(n_blocks: int) -> nn.Module:
+    """A DistilBERT classifier with `n_blocks` blocks, on the meta device: its layer groups, no weights."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    config = DistilBertConfig(vocab_size=32, max_position_embeddings=16, n_layers=n_blocks, n_heads=2, dim=8,
+                              hidden_dim=16, num_labels=2)
+    with torch.device("meta"):
+        return DistilBertForSequenceClassification(config)
+
+
+def check_discriminative_rates(discriminative_rates) -> "Verdict":
+    """Check a learner's `discriminative_rates(n_groups, base_lr, factor)` (one rate per layer group, bottom
+    to top) against the rates `ftkit.schedules.discriminative_param_groups` gives DistilBERT classifiers
+    of 2, 4 and 6 blocks."""
+    from course.exercises import Case, check
+    from ftkit.schedules import discriminative_param_groups
+
+    def cases():
+        for n_blocks, base_lr, factor in [(6, 4e-3, 2.6), (2, 1.0, 3.0), (4, 0.1, 1.5)]:
+            groups = discriminative_param_groups(_tiny_distilbert(n_blocks), base_lr, factor)
+            yield Case((len(groups), base_lr, factor), [g["lr"] for g in groups])
+
+    return check("discriminative learning rates (ftkit.schedules.discriminative_param_groups)",
+                 discriminative_rates, cases, atol=1e-12, rtol=1e-6,
+                 hint="value 0 is the embeddings, the last value the head. The head gets base_lr, and each "
+                      "group below gets the rate of the group above it divided by factor.")
+
+
+def check_importance_mask(keep_top_scores) -> "Verdict":
+    """Check a learner's `keep_top_scores(scores, n_keep)` against `ftkit.transfer.top_fraction_masks` on
+    fresh scores whose tensors have very different scales, so that keeping a share of every tensor, rather
+    than the highest scores of all tensors together, picks different entries."""
+    import torch
+
+    from course.exercises import Case, check, fresh_generator
+    from ftkit.transfer import top_fraction_masks
+
+    def cases():
+        g = fresh_generator(303)
+        shapes = {"embeddings.weight": ((10, 4), 0.1), "block 0.weight": ((6, 6), 1.0), "block 0.bias": ((6,), 5.0),
+                  "block 1.weight": ((3, 5), 2.0)}
+        for n_keep in (7, 20, 1, 40):
+            scores = {name: scale * torch.rand(shape, generator=g) for name, (shape, scale) in shapes.items()}
+            expected = top_fraction_masks(scores, n_keep)
+            yield Case(({name: s.clone() for name, s in scores.items()}, n_keep), expected)
+
+    return check("importance mask (ftkit.transfer.top_fraction_masks)", keep_top_scores, cases,
+                 hint="rank all entries of all tensors together, keep the n_keep highest, and give each tensor "
+                      "a True/False mask of its own shape.")

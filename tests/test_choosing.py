@@ -46,3 +46,22 @@ def test_decision_guide_cites_the_measured_numbers():
     assert "LoRA r=8 (q_lin, v_lin) 50.0% -> 78.0% test accuracy" in guide
     assert "on sentiment it beat feature extraction and trailed full fine-tuning" in guide
     assert "Llama-2-7B 102 GiB (smallest GPU that fits: none listed)" in guide
+
+
+def test_memory_plans_add_up_and_say_what_fits(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    plans = choosing.memory_plans("Llama-2-7B", rank=16, seq_len=512, batch=1, gpu="T4 (16 GB)").set_index("method")
+    parts = plans[list(choosing.MEMORY_PARTS)].sum(axis=1)
+    assert parts.to_numpy() == pytest.approx(plans["needed_gb"].to_numpy())
+    assert plans["fits"].to_dict() == {"full fine-tuning": False, "LoRA": True, "QLoRA": True}
+    assert plans.loc["LoRA", "needed_gb"] == pytest.approx(14.0, abs=0.1)  # as memory_by_scale predicts
+    longer = choosing.memory_plans("Llama-2-7B", seq_len=4096).set_index("method")
+    assert (longer["activations_gb"] > plans["activations_gb"]).all() and not longer.loc["LoRA", "fits"]
+
+    monkeypatch.setattr(plt, "show", lambda: None)
+    choosing.plot_memory_plans("Llama-2-7B", seq_len=4096)
+    ax = plt.gcf().axes[0]
+    assert "Llama-2-7B" in ax.get_title() and "4096" in ax.get_title() and "GiB" in ax.get_xlabel()
+    assert any("does not fit" in t.get_text() for t in ax.texts)
+    plt.close(plt.gcf())

@@ -1,4 +1,4 @@
-"""course.self_supervised: notebook 01's blocks, perplexity tables and sentences, and its LoRA wrapper."""
+"""course.self_supervised: notebook 01's blocks, perplexity tables and sentences, its LoRA wrapper, widget and exercise check."""
 import torch
 
 from course import self_supervised
@@ -28,3 +28,39 @@ def test_with_lora_trains_only_the_adapters(tiny):
     # q_proj: 16 -> 16; v_proj: 16 -> 8 (one key/value head of 8), in each of 2 layers
     expected = 2 * (lora_parameter_count(16, 16, 2) + lora_parameter_count(8, 16, 2))
     assert count_parameters(model).trainable == expected
+
+
+def test_the_perplexity_widget_prints_exp_of_the_loss(capsys):
+    self_supervised.show_perplexity(2.0, sentence_loss=0.0)
+    line = capsys.readouterr().out
+    assert "perplexity exp(2.00) = 7.39" in line and "p = 1/7.39 = 0.1353" in line and "perplexity 1.00." in line
+
+
+def test_next_token_loss_without_the_shift_is_caught():
+    import torch.nn.functional as F
+
+    def next_token_loss(logits, input_ids):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), input_ids.reshape(-1))
+
+    verdict = self_supervised.check_next_token_loss(next_token_loss)
+    assert not verdict.correct and "should be" in verdict.message and "but is" in verdict.message
+
+
+def test_next_token_loss_shifted_the_wrong_way_is_caught():
+    import torch.nn.functional as F
+
+    def next_token_loss(logits, input_ids):
+        return F.cross_entropy(logits[:, 1:].reshape(-1, logits.shape[-1]), input_ids[:, :-1].reshape(-1))
+
+    verdict = self_supervised.check_next_token_loss(next_token_loss)
+    assert not verdict.correct and "should be" in verdict.message
+
+
+def test_next_token_loss_summed_instead_of_averaged_is_caught():
+    import torch.nn.functional as F
+
+    def next_token_loss(logits, input_ids):
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1),
+                               reduction="sum")
+
+    assert not self_supervised.check_next_token_loss(next_token_loss).correct

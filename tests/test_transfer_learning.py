@@ -1,4 +1,4 @@
-"""course.transfer_learning: notebook 03's results rows and the sentences read off its table."""
+"""course.transfer_learning: notebook 03's results rows, the sentences read off its table, its widget and exercise checks."""
 import pandas as pd
 from torch import nn
 
@@ -26,3 +26,95 @@ def test_conclusions_name_the_best_the_fastest_near_it_and_the_cheapest():
     assert best.startswith("Best accuracy: full with 90.0% (+40.0 points")
     assert "the fastest is top 2 (40 s against 100 s)" in near and "fewest parameters is top 2 (300)" in near
     assert cheapest.startswith("The cheapest run overall, head, took 5 s and reached 70.0%: 20.0 points")
+
+
+def test_the_schedule_widget_draws_the_course_schedule():
+    import matplotlib.pyplot as plt
+
+    from course.transfer_learning import plot_slanted_schedule
+    from ftkit.schedules import slanted_triangular
+
+    plot_slanted_schedule(cut_frac=0.25, ratio=8, total_steps=40, max_lr=1.0)
+    ax = plt.gca()
+    line = ax.get_lines()[0]
+    assert list(line.get_ydata()) == [slanted_triangular(t, 40, 1.0, 0.25, 8) for t in range(40)]
+    assert "peak at step 10" in ax.get_title() and ax.get_xlabel() == "optimizer step"
+    assert "per step" in ax.get_ylabel()
+    plt.close("all")
+
+
+def test_a_schedule_without_the_ratio_floor_is_caught():
+    import math
+
+    from course.transfer_learning import check_slanted_triangular
+
+    def slanted_rate(step, total_steps, max_lr, cut_frac, ratio):
+        cut = math.floor(cut_frac * total_steps)
+        return max_lr * (step / cut if step < cut else 1 - (step - cut) / (total_steps - 1 - cut))
+
+    verdict = check_slanted_triangular(slanted_rate)
+    assert not verdict.correct and "in value 0 of 100: should be 0.03125 but is 0" in verdict.message
+
+
+def test_a_schedule_with_warm_up_and_decay_swapped_is_caught():
+    import math
+
+    from course.transfer_learning import check_slanted_triangular
+
+    def slanted_rate(step, total_steps, max_lr, cut_frac, ratio):
+        cut = math.floor((1 - cut_frac) * total_steps)  # a long rise and a short fall
+        p = step / cut if step < cut else 1 - (step - cut) / (total_steps - 1 - cut)
+        return max_lr * (1 + p * (ratio - 1)) / ratio
+
+    verdict = check_slanted_triangular(slanted_rate)
+    assert not verdict.correct and "in value 1 of 100" in verdict.message
+
+
+def test_discriminative_rates_multiplied_going_down_are_caught():
+    from course.transfer_learning import check_discriminative_rates
+
+    verdict = check_discriminative_rates(lambda n, base_lr, factor: [base_lr * factor ** (n - 1 - i) for i in range(n)])
+    assert not verdict.correct and "in value 0 of 8: should be" in verdict.message
+
+
+def test_discriminative_rates_upside_down_are_caught():
+    from course.transfer_learning import check_discriminative_rates
+
+    verdict = check_discriminative_rates(lambda n, base_lr, factor: [base_lr / factor ** i for i in range(n)])
+    assert not verdict.correct and "in value 0 of 8" in verdict.message
+
+
+def _keep(scores, n_keep, largest=True):
+    import torch
+
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    threshold = torch.topk(flat, n_keep, largest=largest).values
+    if largest:
+        return {name: s >= threshold.min() for name, s in scores.items()}
+    return {name: s <= threshold.max() for name, s in scores.items()}
+
+
+def test_a_mask_that_keeps_the_smallest_scores_is_caught():
+    from course.transfer_learning import check_importance_mask
+
+    verdict = check_importance_mask(lambda scores, n_keep: _keep(scores, n_keep, largest=False))
+    assert not verdict.correct and "element" in verdict.message and "should be" in verdict.message
+
+
+def test_a_mask_that_keeps_the_same_share_of_every_tensor_is_caught():
+    from course.transfer_learning import check_importance_mask
+
+    def keep_top_scores(scores, n_keep):
+        share = n_keep / sum(s.numel() for s in scores.values())
+        return {name: _keep({name: s}, max(1, round(share * s.numel())))[name] for name, s in scores.items()}
+
+    verdict = check_importance_mask(keep_top_scores)
+    assert not verdict.correct and "element" in verdict.message
+
+
+def test_a_mask_that_keeps_n_in_every_tensor_is_caught():
+    from course.transfer_learning import check_importance_mask
+
+    verdict = check_importance_mask(lambda scores, n_keep: {name: _keep({name: s}, min(n_keep, s.numel()))[name]
+                                                            for name, s in scores.items()})
+    assert not verdict.correct and "element" in verdict.message
