@@ -4,7 +4,8 @@ The README holds no hand-typed measurement: its notebook map (with each notebook
 profile, from `results/timings/notebooks.json`, written by `make run`), its set-up and test-suite
 times (from `results/timings/setup.json`, written by `python -m course.benchmark`) and its table of what
 each notebook loads on each path (from `course.config`) are generated here, between marker comments, and so
-are its module tables and the module map of `docs/architecture.md` (from the code, `course.module_map`).
+are its module tables, the module map of `docs/architecture.md` (from the code, `course.module_map`) and the
+teacher's guide `docs/teaching.md` (`course.teaching`).
 `tests/test_readme.py` checks that they are current.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from course import module_map
+from course import module_map, teaching
 from course.generated import replace_blocks
 from course.notebooks import NOTEBOOKS
 from course.results import REPO_ROOT, results_dir
@@ -75,6 +76,7 @@ BLOCKS = {"notebook-map": notebook_map, "timings": setup_timings, "paths": path_
           "modules-ftkit": lambda: module_map.table("ftkit", with_imports=False),
           "modules-course": lambda: module_map.table("course", with_imports=False)}
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
+TEACHING = REPO_ROOT / "docs" / "teaching.md"
 ARCHITECTURE_BLOCKS = {"map-ftkit": lambda: module_map.table("ftkit"), "map-course": lambda: module_map.table("course")}
 
 
@@ -88,8 +90,14 @@ def render_architecture(text: str) -> str:
     return replace_blocks(text, ARCHITECTURE_BLOCKS, "docs/architecture.md")
 
 
+def render_teaching(text: str) -> str:
+    """`docs/teaching.md` with its times, exercises and workshop plans computed now."""
+    return replace_blocks(text, teaching.BLOCKS, "docs/teaching.md")
+
+
 def main() -> None:
-    for path, make in ((REPO_ROOT / "README.md", render), (ARCHITECTURE, render_architecture)):
+    for path, make in ((REPO_ROOT / "README.md", render), (ARCHITECTURE, render_architecture),
+                       (TEACHING, render_teaching)):
         path.write_text(make(path.read_text()))
         print(f"updated {path}")
 
