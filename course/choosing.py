@@ -12,6 +12,8 @@ import functools
 
 import pandas as pd
 
+from course.results import MEMORY_MEASURE
+
 # (family, words that identify it in a recorded method name), checked in this order.
 FAMILIES = (
     ("prompting (no training)", ("zero-shot", "-shot prompt")),
@@ -41,15 +43,31 @@ def method_family(method: str) -> str:
 
 def course_table(records: pd.DataFrame) -> pd.DataFrame:
     """One row per trained or prompted method with a baseline: family, task, metric, baseline, value,
-    `gain` (value - baseline, sign flipped where lower is better), `share_%`, peak memory, wall time."""
+    `gain` (value - baseline, sign flipped where lower is better), `share_%`, peak memory, wall time.
+
+    Peak memory is kept only where it is the run's own (`course.results.MEMORY_MEASURE`); see `memory_left_out`."""
     table = records.dropna(subset=["baseline"]).copy()
     table["family"] = table["method"].map(method_family)
     lower = table["metric"].str.contains("|".join(LOWER_IS_BETTER))
     table["gain"] = (table["value"] - table["baseline"]).where(~lower, table["baseline"] - table["value"])
     table["share_%"] = 100 * table["trainable_params"] / table["total_params"]
+    # A whole-process peak (records from before the per-run measure) does not compare with a run's own.
+    table["peak_memory_gb"] = table["peak_memory_gb"].where(table["memory_measure"] == MEMORY_MEASURE)
     columns = ["notebook", "family", "method", "task", "metric", "baseline", "value", "gain", "trainable_params",
                "share_%", "peak_memory_gb", "wall_time_s", "profile", "hardware"]
     return table[columns].reset_index(drop=True)
+
+
+def memory_left_out(records: pd.DataFrame) -> str:
+    """A sentence naming the notebooks whose recorded peak memory is the whole process's, not the run's own
+    (recorded before the per-run measure), and so is left out of memory comparisons; '' when there are none."""
+    old = records[records["peak_memory_gb"].notna() & (records["memory_measure"] != MEMORY_MEASURE)]
+    if old.empty:
+        return ""
+    names = sorted(old["notebook"].unique())
+    return (f"Peak memory of {len(old)} run{'s' if len(old) != 1 else ''} from {', '.join(names)} is left out: those runs were recorded with the "
+            f"whole process's peak, which counts every model the notebook had loaded, and does not compare with "
+            f"a run's own. Rerun {'that notebook' if len(names) == 1 else 'those notebooks'} to include them.")
 
 
 def head_to_head(table: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +134,8 @@ def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame) -> str:
         evidence = "; ".join(
             f"{r.task}: {r.method} {_fmt(r.baseline, r.metric)} -> {_fmt(r.value, r.metric)} {r.metric}"
             + (f", {r['share_%']:.3g}% of parameters" if pd.notna(r["share_%"]) and r["share_%"] < 100 else "")
-            + (f", {r.wall_time_s:.0f} s, {r.peak_memory_gb:.1f} GiB" if pd.notna(r.wall_time_s) else "")
+            + (f", {r.wall_time_s:.0f} s" if pd.notna(r.wall_time_s) else "")
+            + (f", {r.peak_memory_gb:.1f} GiB" if pd.notna(r.peak_memory_gb) else "")
             for _, r in best.iterrows())
         versus = []
         for task, group in pairs[pairs["family"] != family].groupby("task"):

@@ -16,7 +16,10 @@ from pathlib import Path
 from course import REPO_ROOT
 
 FIELDS = ("notebook", "method", "task", "metric", "value", "baseline", "trainable_params", "total_params",
-          "peak_memory_gb", "wall_time_s", "profile", "models", "hardware", "recorded_at")
+          "peak_memory_gb", "memory_measure", "wall_time_s", "profile", "models", "hardware", "recorded_at")
+# How `peak_memory_gb` was measured: "run" is ftkit.train.PeakMemory's per-run figure (the trained model's
+# weights plus what the run added). Records without it hold the whole process's peak, from before that measure.
+MEMORY_MEASURE = "run"
 
 
 def results_dir() -> Path:
@@ -71,7 +74,8 @@ def record(config, method: str, *, task: str, metric: str, value: float, baselin
     entry = {
         "notebook": config.notebook, "method": method, "task": task, "metric": metric, "value": value,
         "baseline": baseline, "trainable_params": trainable_params, "total_params": total_params,
-        "peak_memory_gb": peak_memory_gb, "wall_time_s": wall_time_s, "profile": config.profile,
+        "peak_memory_gb": peak_memory_gb, "memory_measure": MEMORY_MEASURE if peak_memory_gb is not None else None,
+        "wall_time_s": wall_time_s, "profile": config.profile,
         "models": config.models, "hardware": config.hardware,
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
     }

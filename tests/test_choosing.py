@@ -14,7 +14,8 @@ def records() -> pd.DataFrame:
         ("all (full)", "parameter count", "trainable share (%)", None, 100.0, 1000, 1000),
     ]
     return pd.DataFrame([{"notebook": "nb", "method": m, "task": t, "metric": k, "baseline": b, "value": v,
-                          "trainable_params": n, "total_params": total, "peak_memory_gb": 1.0, "wall_time_s": 10.0,
+                          "trainable_params": n, "total_params": total, "peak_memory_gb": 1.0, "memory_measure": "run",
+                          "wall_time_s": 10.0,
                           "profile": "cpu", "hardware": "test"} for m, t, k, b, v, n, total in rows])
 
 
@@ -32,6 +33,18 @@ def test_gain_is_positive_when_better_whatever_the_metric():
     gains = table.set_index(["method", "task"])["gain"]
     assert gains[("full fine-tuning", "sentiment")] == pytest.approx(0.30)
     assert gains[("LoRA r=16", "docs")] == pytest.approx(6.0)  # perplexity fell from 20 to 14
+
+
+def test_a_whole_process_peak_is_left_out_and_named():
+    old = records()
+    old.loc[old["method"] == "head only", "memory_measure"] = None
+    old.loc[old["method"] == "head only", "notebook"] = "03_transfer_learning"
+    table = choosing.course_table(old)
+    memory = table.set_index(["method", "task"])["peak_memory_gb"]
+    assert pd.isna(memory[("head only", "sentiment")]) and memory[("full fine-tuning", "sentiment")] == 1.0
+    note = choosing.memory_left_out(old)
+    assert "1 run from 03_transfer_learning" in note and "Rerun that notebook" in note
+    assert choosing.memory_left_out(records()) == ""
 
 
 def test_cheapest_method_keeping_most_of_the_gain():
