@@ -221,6 +221,13 @@ def repeat_epochs(batches: Iterable) -> Iterable:
         epoch += 1
 
 
+def _is_widget_bar(bar) -> bool:
+    """Whether `bar` draws as a notebook widget (tqdm.auto's class in a Jupyter kernel is a subclass)."""
+    from tqdm.notebook import tqdm_notebook
+
+    return isinstance(bar, tqdm_notebook)
+
+
 class TrainingRun:
     """What every training loop of the course shares, around the loop's own step: a progress bar, the wall
     time and peak memory of the run, and checkpoints that let an interrupted run resume.
@@ -278,7 +285,7 @@ class TrainingRun:
 
     def __exit__(self, *exc) -> None:
         self._bar.close()
-        if self.show_progress and type(self._bar).__module__ == "tqdm.notebook":
+        if self.show_progress and _is_widget_bar(self._bar):
             # A notebook's widget bar is saved with the text it had when drawn ("0%"): where widgets do not
             # render (GitHub, nbviewer, a terminal reading the file) the final state must be there as text.
             print(self._bar)

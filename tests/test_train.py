@@ -142,7 +142,10 @@ def test_a_notebook_bar_leaves_its_final_state_as_text(monkeypatch, capsys):
     import tqdm.auto
     import tqdm.notebook
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.notebook.tqdm)  # what a Jupyter kernel gets
+    class KernelBar(tqdm.notebook.tqdm):  # what tqdm.auto gives in a Jupyter kernel: a subclass, defined elsewhere
+        pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", KernelBar)
     run = TrainingRun(4, device="cpu", desc="steps")
     with run:
         for _ in run.steps():
