@@ -75,6 +75,11 @@ def exercises() -> dict[str, list[NotebookExercise]]:
     return {name: notebook_exercises(notebook.path) for name, notebook in NOTEBOOKS.items()}
 
 
+def exercises_by_check() -> dict[str, NotebookExercise]:
+    """Every exercise of the course, by the check its cell ends with."""
+    return {e.check_name: e for found in exercises().values() for e in found}
+
+
 def widget_count(name: str) -> int:
     """Cells of the notebook that build an ipywidgets control (an `interact` call)."""
     cells = json.loads(NOTEBOOKS[name].path.read_text())["cells"]
@@ -123,7 +128,7 @@ def step_minutes(step: Step, times: dict, by_check: dict[str, NotebookExercise])
 
 def plan_table(plan: Plan) -> str:
     times = run_times()
-    by_check = {e.check_name: e for found in exercises().values() for e in found}
+    by_check = exercises_by_check()
     rows = ["| notebook | how | talk (min, planned) | run (measured) | exercises | minutes |", "|---|---|---|---|---|---|"]
     total = 0.0
     for step in plan.steps:
@@ -139,7 +144,7 @@ def plan_table(plan: Plan) -> str:
 
 def plan_total(plan: Plan) -> float:
     times = run_times()
-    by_check = {e.check_name: e for found in exercises().values() for e in found}
+    by_check = exercises_by_check()
     return sum(step_minutes(step, times, by_check) for step in plan.steps)
 
 

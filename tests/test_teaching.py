@@ -35,7 +35,6 @@ def test_every_notebook_has_a_widget():
 def test_a_plan_naming_a_missing_exercise_or_run_says_what_to_do(committed_results):
     step = teaching.Step("04_lora_distilbert", "cpu", 5, ("check_nothing",))
     with pytest.raises(ValueError, match="check_lora_forward"):
-        by_check = {e.check_name: e for found in teaching.exercises().values() for e in found}
-        teaching.step_minutes(step, teaching.run_times(), by_check)
+        teaching.step_minutes(step, teaching.run_times(), teaching.exercises_by_check())
     with pytest.raises(ValueError, match="run_notebooks --profile gpu"):
         teaching.step_minutes(teaching.Step("04_lora_distilbert", "gpu", 5), {}, {})
