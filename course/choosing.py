@@ -1,9 +1,12 @@
 """Choosing a method: every notebook's measured results in one table, and a decision guide drawn from it.
 
 `course_table` turns the records of `course.results` into one row per (method, task) with the method's
-family, its gain over the notebook's own baseline (signed so that positive is better, whatever the metric),
-its trainable share, peak memory and wall time. `head_to_head` keeps, per task, the best run of each
-family; `decision_guide` writes its sentences from those measurements and from `ftkit.memory`'s plans,
+family, its gain over the notebook's own baseline (signed so that positive is better, whatever the metric)
+and that gain's paired standard error, its trainable share, peak memory and wall time. `head_to_head` keeps,
+per task, the best run of each family; `paired_gap` compares two runs example by example where one notebook
+measured both on the same examples (the per-example scores `course.results` keeps), and only there: runs of
+different notebooks differ in model, data or budget. `decision_guide` writes its sentences from those
+measurements (`course.gaps` words: a gap within two standard errors is a tie) and from `ftkit.memory`'s plans,
 so nothing in it is typed ahead of a run.
 """
 from __future__ import annotations
@@ -12,7 +15,8 @@ import functools
 
 import pandas as pd
 
-from course.results import MEMORY_MEASURE
+from course.gaps import gap_phrase, relation
+from course.results import MEMORY_MEASURE, RECORDED_DIR, load_scores
 
 # (family, words that identify it in a recorded method name), checked in this order.
 FAMILIES = (
@@ -43,7 +47,8 @@ def method_family(method: str) -> str:
 
 def course_table(records: pd.DataFrame) -> pd.DataFrame:
     """One row per trained or prompted method with a baseline: family, task, metric, baseline, value,
-    `gain` (value - baseline, sign flipped where lower is better), `share_%`, peak memory, wall time.
+    `gain` (value - baseline, sign flipped where lower is better) with `n_eval` and `gain_se` where recorded,
+    `share_%`, peak memory, wall time.
 
     Peak memory is kept only where it is the run's own (`course.results.MEMORY_MEASURE`); see `memory_left_out`."""
     table = records.dropna(subset=["baseline"]).copy()
@@ -53,8 +58,11 @@ def course_table(records: pd.DataFrame) -> pd.DataFrame:
     table["share_%"] = 100 * table["trainable_params"] / table["total_params"]
     # A whole-process peak (records from before the per-run measure) does not compare with a run's own.
     table["peak_memory_gb"] = table["peak_memory_gb"].where(table["memory_measure"] == MEMORY_MEASURE)
-    columns = ["notebook", "family", "method", "task", "metric", "baseline", "value", "gain", "trainable_params",
-               "share_%", "peak_memory_gb", "wall_time_s", "profile", "hardware"]
+    for column in ("n_eval", "gain_se"):  # absent from records made before they were kept
+        if column not in table:
+            table[column] = None
+    columns = ["notebook", "family", "method", "task", "metric", "baseline", "value", "gain", "n_eval", "gain_se",
+               "trainable_params", "share_%", "peak_memory_gb", "wall_time_s", "profile", "hardware"]
     return table[columns].reset_index(drop=True)
 
 
@@ -77,6 +85,22 @@ def head_to_head(table: pd.DataFrame) -> pd.DataFrame:
     return best[shared].sort_values(["task", "gain"], ascending=[True, False]).reset_index(drop=True)
 
 
+def paired_gap(first, second, scores_dir=RECORDED_DIR) -> tuple[float, float, int] | None:
+    """`(gap, standard error, n)` of `first` over `second` (two `course_table` rows), signed so that positive
+    means `first` is better, from the per-example scores both records kept; None unless one notebook measured
+    both on the same examples (another notebook's run differs in model, data or budget)."""
+    from ftkit.evaluate import paired_difference
+
+    if first["notebook"] != second["notebook"] or first["task"] != second["task"]:
+        return None
+    a, b = (load_scores(r["notebook"], r["method"], r["task"], r["profile"], scores_dir) for r in (first, second))
+    if a is None or b is None or len(a) != len(b) or len(a) < 2:
+        return None
+    gap, se = paired_difference(a, b)
+    lower = any(word in first["metric"] for word in LOWER_IS_BETTER)
+    return (-gap if lower else gap), se, len(a)
+
+
 def memory_by_scale(scales=SCALES, gpus=GUIDE_GPUS, **settings) -> pd.DataFrame:
     """Predicted training memory (GiB, `ftkit.memory.training_plan`) of full fine-tuning, LoRA and QLoRA at
     each scale, and whether it fits each GPU. `settings` go to `training_plan` (rank, seq_len, batch)."""
@@ -95,16 +119,19 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:.1%}" if "accuracy" in metric or "share" in metric else f"{value:.3g}"
 
 
-def cheapest_good_enough(table: pd.DataFrame, keep: float = 0.9) -> pd.DataFrame:
+def cheapest_good_enough(table: pd.DataFrame, keep: float = 0.9, scores_dir=RECORDED_DIR) -> pd.DataFrame:
     """Per head-to-head task: the best family, and the family with the fewest trainable parameters that keeps
-    at least `keep` (e.g. 90%) of the best gain over the baseline."""
+    at least `keep` (e.g. 90%) of the best gain over the baseline, with its paired gap to the best and that
+    gap's standard error where both were measured on the same examples (`paired_gap`)."""
     rows = []
     for task, group in head_to_head(table).groupby("task"):
         best = group.loc[group["gain"].idxmax()]
         close = group[group["gain"] >= keep * best["gain"]]
         cheapest = close.loc[close["trainable_params"].idxmin()]
+        gap = paired_gap(cheapest, best, scores_dir) if cheapest["method"] != best["method"] else (0.0, 0.0, None)
         rows.append({"task": task, "metric": best["metric"], "best": best["method"], "best_gain": best["gain"],
                      "cheapest_keeping_most": cheapest["method"], "its_gain": cheapest["gain"],
+                     "gap_to_best": gap[0] if gap else None, "gap_se": gap[1] if gap else None,
                      "its_share_%": cheapest["share_%"], "best_share_%": best["share_%"]})
     return pd.DataFrame(rows)
 
@@ -121,9 +148,22 @@ def _memory_sentence(memory_table: pd.DataFrame, family: str) -> str:
     return " Predicted memory to train: " + "; ".join(parts) + "."
 
 
-def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame) -> str:
+def _versus(mine, theirs, scores_dir) -> str:
+    """How `mine` (a head-to-head row) fared against `theirs` on the same task, in words that respect the noise."""
+    gap = paired_gap(mine, theirs, scores_dir)
+    if gap is None:
+        return (f"against {theirs['family']}, no paired standard error (not measured on the same examples), "
+                "so no ranking")
+    share = "accuracy" in mine["metric"] or "share" in mine["metric"]
+    numbers = gap_phrase(*gap, scale=100 if share else 1, unit="points" if share else mine["metric"],
+                         digits=1 if share else 3)
+    return f"{relation(gap[0], gap[1])} {theirs['family']} ({numbers})"
+
+
+def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame, scores_dir=RECORDED_DIR) -> str:
     """Markdown: for each family, what the course measured (its best run per task, with share, time and
-    memory), how it fared against other families on the same task, and the memory it needs at scale."""
+    memory), how it fared against other families on the same task (ties called ties: `course.gaps`), and
+    the memory it needs at scale."""
     pairs = head_to_head(table)
     lines = []
     for family, _ in FAMILIES:
@@ -143,10 +183,7 @@ def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame) -> str:
             if mine.empty:
                 continue
             mine = mine.iloc[0]
-            beaten = group[group["gain"] < mine["gain"]]["family"].tolist()
-            ahead = group[group["gain"] > mine["gain"]]["family"].tolist()
-            versus.append(f"on {task} it beat {', '.join(beaten) or 'none'}"
-                          + (f" and trailed {', '.join(ahead)}" if ahead else ""))
+            versus.append(f"on {task}: " + "; ".join(_versus(mine, theirs, scores_dir) for _, theirs in group.iterrows()))
         lines.append(f"- **{family}** ({len(runs)} run{'s' if len(runs) > 1 else ''}). Best per task: {evidence}."
                      + (f" Head to head: {'; '.join(versus)}." if versus else "")
                      + _memory_sentence(memory_table, family))

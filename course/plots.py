@@ -33,15 +33,17 @@ def bar_chart(data, x: str, y: str, *, title: str, xlabel: str, ylabel: str, hue
 
 
 def line_chart(data, x: str, y: str, *, title: str, xlabel: str, ylabel: str, hue: str | None = None,
-               logy: bool = False, ax=None):
-    """A line chart of `data` (a DataFrame), one line per `hue` value. Returns the axes."""
+               logy: bool = False, markers: bool = False, ax=None):
+    """A line chart of `data` (a DataFrame), one line per `hue` value. Returns the axes.
+
+    `markers` draws every point, so that a series of one point (which has no line) still shows."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     set_theme()
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
-    sns.lineplot(data=data, x=x, y=y, hue=hue, ax=ax)
+    sns.lineplot(data=data, x=x, y=y, hue=hue, ax=ax, marker="o" if markers else None)
     if logy:
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)

@@ -14,7 +14,6 @@ that the notebook's `ulmfit_lr` is its choice.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -88,18 +87,9 @@ def show(path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from course.results import sweep_path
+    from course.results import run_sweep_command
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
-    args = parser.parse_args(argv)
-    found = sweep(args.profile)
-    path = sweep_path("03_ulmfit", args.profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(found, indent=1) + "\n")
-    show(path)
-    print(f"written to {path}")
-    return 0
+    return run_sweep_command(argv, description=__doc__.splitlines()[0], name="03_ulmfit", sweep=sweep, show=show)
 
 
 if __name__ == "__main__":

@@ -53,12 +53,43 @@ def test_cheapest_method_keeping_most_of_the_gain():
     assert cheapest.loc["docs", "cheapest_keeping_most"] == "full fine-tuning"  # LoRA keeps 6 of 8: too little
 
 
-def test_decision_guide_cites_the_measured_numbers():
+def keep_scores(tmp_path, monkeypatch, scores: dict):
+    """Per-example scores of the fixture's sentiment runs, as `course.results` keeps them; returns the folder."""
+    from course import results
+
+    monkeypatch.setenv("FTKIT_RESULTS", str(tmp_path))
+    for method, values in scores.items():
+        results._write_scores("nb", (method, "sentiment", "cpu"), values)
+    return tmp_path
+
+
+def test_decision_guide_cites_the_measured_numbers_and_calls_a_gap_within_noise_a_tie(tmp_path, monkeypatch):
+    # 100 sentences: full right on 80, LoRA on 78 (two fewer: a tie), head only on 60 (twenty fewer: clear).
+    full = [1] * 80 + [0] * 20
+    folder = keep_scores(tmp_path, monkeypatch, {"full fine-tuning": full, "LoRA r=8 (q_lin, v_lin)": [1] * 78 + [0] * 22,
+                                                 "head only": [1] * 60 + [0] * 40})
     table = choosing.course_table(records())
-    guide = choosing.decision_guide(table, choosing.memory_by_scale(scales=("Llama-2-7B",)))
+    guide = choosing.decision_guide(table, choosing.memory_by_scale(scales=("Llama-2-7B",)), scores_dir=folder)
     assert "LoRA r=8 (q_lin, v_lin) 50.0% -> 78.0% test accuracy" in guide
-    assert "on sentiment it beat feature extraction and trailed full fine-tuning" in guide
+    assert "on sentiment: ties with full fine-tuning (-2.0 ± 1.4 points over n=100 (-1.4 SE))" in guide
+    assert "beats feature extraction (+18.0 ± 3.9 points over n=100 (+4.7 SE))" in guide
+    assert "beat" not in guide.split("**full fine-tuning**")[1].split("LoRA")[0]  # full vs LoRA: a tie, not a win
     assert "Llama-2-7B 102 GiB (smallest GPU that fits: none listed)" in guide
+
+
+def test_without_paired_scores_the_guide_ranks_nothing(tmp_path):
+    table = choosing.course_table(records())
+    guide = choosing.decision_guide(table, choosing.memory_by_scale(scales=("Llama-2-7B",)), scores_dir=tmp_path)
+    assert "against full fine-tuning, no paired standard error (not measured on the same examples), so no ranking" in guide
+    assert " beats " not in guide and " trails " not in guide
+
+
+def test_runs_of_different_notebooks_are_never_paired(tmp_path, monkeypatch):
+    folder = keep_scores(tmp_path, monkeypatch, {"full fine-tuning": [1, 0, 1], "head only": [0, 0, 1]})
+    rows = choosing.course_table(records())
+    full, head = (rows[(rows["method"] == m) & (rows["task"] == "sentiment")].iloc[0] for m in ("full fine-tuning", "head only"))
+    assert choosing.paired_gap(full, head, folder)[2] == 3
+    assert choosing.paired_gap({**full, "notebook": "other"}, head, folder) is None
 
 
 def test_memory_plans_add_up_and_say_what_fits(monkeypatch):

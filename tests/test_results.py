@@ -40,3 +40,24 @@ def test_a_profile_without_recorded_figures_falls_back_to_the_cpu_ones_and_says_
     path, shown = results.recorded_sweep("03_ulmfit", "gpu")
     assert shown == "cpu" and path.name == "03_ulmfit.json" and path.exists()
     assert results.recorded_sweep("03_ulmfit", "cpu") == (path, "cpu")
+
+
+def test_per_example_scores_are_kept_beside_the_record_and_give_its_sample_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTKIT_RESULTS", str(tmp_path))
+    entry = results.record(fake_run(), "lora", task="sentiment", metric="accuracy", value=0.75, baseline=0.5,
+                           gain_se=0.2, scores=[1, 0, 1, 1])
+    assert entry["n_eval"] == 4 and entry["gain_se"] == 0.2
+    results.record(fake_run(), "full", task="sentiment", metric="accuracy", value=0.5, scores=[0.0, 1.0])
+    results.record(fake_run(), "lora", task="sentiment", metric="accuracy", value=0.5, scores=[1, 0])  # replaces
+    assert results.load_scores("01_demo", "lora", "sentiment", "smoke") == [1, 0]
+    assert results.load_scores("01_demo", "full", "sentiment", "smoke") == [0.0, 1.0]
+    assert results.load_scores("01_demo", "lora", "sentiment", "cpu") is None
+    assert results.load_scores("09_absent", "lora", "sentiment", "smoke") is None
+    assert results.load_results()["n_eval"].tolist() == [2, 2]
+
+
+def test_a_sample_size_that_disagrees_with_the_scores_is_an_error():
+    import pytest
+
+    with pytest.raises(ValueError, match="n_eval=5 but 4 per-example scores"):
+        results.record(fake_run(), "lora", task="t", metric="accuracy", value=0.5, n_eval=5, scores=[1, 0, 1, 1])
