@@ -77,7 +77,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
     "05_qlora_llama": {
         "smoke": {"train_dialogues": 16, "eval_dialogues": 2, "max_length": 192, "batch_size": 2, "steps": 2,
                   "timing_steps": 1, "lr": 3e-4, "rank": 16, "max_new_tokens": 10, "gradient_checkpointing": False},
-        "cpu": {"train_dialogues": 315, "eval_dialogues": 16, "max_length": 320, "batch_size": 4, "steps": 40,
+        "cpu": {"train_dialogues": 315, "eval_dialogues": 48, "max_length": 320, "batch_size": 4, "steps": 40,
                 "timing_steps": 2, "lr": 3e-4, "rank": 16, "max_new_tokens": 40, "gradient_checkpointing": False},
         "gpu": {"train_dialogues": 12460, "eval_dialogues": 200, "max_length": 768, "batch_size": 8, "steps": 1000,
                 "timing_steps": 5, "lr": 2e-4, "rank": 16, "max_new_tokens": 96, "gradient_checkpointing": True},
@@ -126,8 +126,10 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "smoke": {"n_train": 32, "n_test": 32, "n_domain_train": 32, "batch_size": 16, "epochs": 1, "max_length": 64,
                   "eval_batch_size": 32, "lora_lr": 1e-3, "head_lr": 1e-3, "full_lr": 5e-5,
                   "sweep_ranks": [4, 8], "sweep_targets": [["q_lin"]], "latency_repeats": 2},
-        "cpu": {"n_train": 1024, "n_test": 400, "n_domain_train": 1024, "batch_size": 16, "epochs": 1, "max_length": 64,
-                "eval_batch_size": 64, "lora_lr": 1e-3, "head_lr": 1e-3, "full_lr": 5e-5,
+        # n_train, n_test, batch_size and max_length as notebook 03's cpu profile: the same full fine-tune, 125 steps.
+        # The three rates are the validation sweep's choice (python -m course.lora_rate_sweep).
+        "cpu": {"n_train": 2000, "n_test": 1057, "n_domain_train": 1024, "batch_size": 16, "epochs": 1, "max_length": 64,
+                "eval_batch_size": 64, "lora_lr": 1e-3, "head_lr": 1e-2, "full_lr": 1e-4,
                 "sweep_ranks": [1, 2, 4, 8, 16], "sweep_targets": [["q_lin"], ["q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"]],
                 "latency_repeats": 5},
         "gpu": {"n_train": 8454, "n_test": 1057, "n_domain_train": 2888, "batch_size": 32, "epochs": 3, "max_length": 128,
@@ -163,11 +165,12 @@ BUDGETS: dict[str, dict[str, dict]] = {
                 "n_prompts": 3, "max_new_tokens": 60},
     },
     "02_supervised_instruction": {
-        "smoke": {"sizes": {"sentiment": [8, 2], "qa": [4, 1], "summary": [4, 1], "starter": [4, 1], "numbered_list": [4, 1]},
+        "smoke": {"sizes": {"sentiment": [8, 2], "qa": [4, 2], "summary": [4, 2], "starter": [4, 2], "numbered_list": [4, 2]},
                   "steps": 2, "batch_size": 2, "lr": 1e-3, "lora_r": 2, "max_length": 320,
                   "eval_batch_size": 4, "max_new_tokens": {"sentiment": 2, "qa": 4, "summary": 4, "starter": 4,
                                                           "numbered_list": 4}},
-        "cpu": {"sizes": {"sentiment": [480, 200], "qa": [100, 12], "summary": [100, 6], "starter": [100, 12],
+        # qa and summary hold out 50 items each: enough to tell forgetting from chance by a paired standard error.
+        "cpu": {"sizes": {"sentiment": [480, 200], "qa": [100, 50], "summary": [100, 50], "starter": [100, 12],
                           "numbered_list": [100, 12]},
                 "steps": 60, "batch_size": 8, "lr": 1e-3, "lora_r": 16, "max_length": 320,
                 "eval_batch_size": 12, "max_new_tokens": {"sentiment": 3, "qa": 32, "summary": 40, "starter": 30,

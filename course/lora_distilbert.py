@@ -19,13 +19,17 @@ from ftkit.precision import to_device
 def train_and_evaluate(model: nn.Module, train_loader, test_loader, *, steps: int, lr: float, desc: str):
     """Train `model` (its trainable parameters) for `steps` AdamW steps, then measure test accuracy.
 
-    Returns `(TrainResult, accuracy)`; the result's last evaluation holds the accuracy too.
+    Returns `(TrainResult, accuracy)`; the result's last evaluation holds the accuracy too, and `correct`
+    (1 or 0 per test example, in the loader's order) for paired comparisons between runs.
     """
-    from ftkit.evaluate import classification_accuracy
+    from ftkit.evaluate import classification_correct
     from ftkit.train import train
 
-    result = train(model, train_loader, steps=steps, lr=lr,
-                   evaluate=lambda m: {"accuracy": classification_accuracy(m, test_loader)}, desc=desc)
+    def evaluate(trained):
+        correct = classification_correct(trained, test_loader)
+        return {"accuracy": sum(correct) / len(correct), "correct": correct}
+
+    result = train(model, train_loader, steps=steps, lr=lr, evaluate=evaluate, desc=desc)
     return result, result.evaluations[-1]["accuracy"]
 
 
@@ -81,17 +85,23 @@ def peft_classifier(name: str, target_modules: Iterable[str], r: int, alpha: flo
 
 
 @torch.no_grad()
-def adapter_accuracy_table(peft_model, adapters: Iterable[str], loaders: dict):
-    """Test accuracy (%) of each adapter (rows) on each test set (columns), switching with `set_adapter`."""
-    import pandas as pd
+def adapter_correct(peft_model, adapters: Iterable[str], loaders: dict) -> dict:
+    """`{adapter: {test set: [1 or 0 per example]}}`, switching adapters with `set_adapter`."""
+    from ftkit.evaluate import classification_correct
 
-    from ftkit.evaluate import classification_accuracy
-
-    rows = {}
+    found = {}
     for adapter in adapters:
         peft_model.set_adapter(adapter)
-        rows[adapter] = {domain: 100 * classification_accuracy(peft_model, loader) for domain, loader in loaders.items()}
-    return pd.DataFrame(rows).T.rename_axis("adapter")
+        found[adapter] = {domain: classification_correct(peft_model, loader) for domain, loader in loaders.items()}
+    return found
+
+
+def adapter_accuracy_table(correct: dict):
+    """Test accuracy (%) of each adapter (rows) on each test set (columns), from `adapter_correct`."""
+    import pandas as pd
+
+    return pd.DataFrame({adapter: {domain: 100 * sum(c) / len(c) for domain, c in by_domain.items()}
+                         for adapter, by_domain in correct.items()}).T.rename_axis("adapter")
 
 
 def plot_accuracy_vs_parameters(sweep, references: dict[str, float], *, title: str):
@@ -99,7 +109,7 @@ def plot_accuracy_vs_parameters(sweep, references: dict[str, float], *, title: s
     labelled with its rank, and a dashed horizontal line for each reference (e.g. full fine-tuning)."""
     from course.plots import line_chart
 
-    ax = line_chart(sweep, "trainable", "accuracy", hue="targets", title=title,
+    ax = line_chart(sweep, "trainable", "accuracy", hue="targets", title=title, markers=True,
                     xlabel="trainable parameters (count, log scale)", ylabel="test accuracy (%)")
     ax.set_xscale("log")
     for row in sweep.itertuples():
