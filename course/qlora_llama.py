@@ -1,5 +1,6 @@
-"""Notebook 05 (QLoRA on a Llama model): the tables it shows (error by codebook, storage by scheme), the
-bytes a loaded Hugging Face model really holds, and the logit comparison of a 4-bit model with full-precision ones.
+"""Notebook 05 (QLoRA on a Llama model): the tables it shows (error by codebook, storage by scheme), whether a
+weight matrix was stored on a 4-bit grid before, the bytes a loaded Hugging Face model really holds, and the
+logit comparisons of a 4-bit model with full-precision ones (what a merge keeps of the adapter).
 
 The 4-bit quantization itself (codebooks, blockwise absmax, packing, double quantization) is `ftkit.quant`.
 """
@@ -19,6 +20,53 @@ def error_by_codebook(w: torch.Tensor, blocksize: int = 64) -> "pd.DataFrame":  
     rows = [{"codebook": name, **quantization_error(w, quantize_4bit(w, blocksize, quant_type=name))}
             for name in CODEBOOKS]
     return pd.DataFrame(rows).set_index("codebook")
+
+
+def distinct_values_per_block(w: torch.Tensor, blocksize: int = 32) -> torch.Tensor:
+    """How many distinct values each block of `blocksize` consecutive weights holds (flattened order).
+
+    A matrix that was stored at 4 bits once holds at most 16 per block even after dequantization to fp32:
+    GGUF's Q4_1, the format of the offline SmolLM2 file, puts each block of 32 on 16 evenly spaced levels.
+    A matrix never quantized holds up to `blocksize` (all different)."""
+    blocks = w.detach().flatten().reshape(-1, blocksize)
+    ordered = blocks.sort(dim=1).values
+    return (ordered[:, 1:] != ordered[:, :-1]).sum(dim=1) + 1
+
+
+def encoder_query_weight(name: str, layer: int = 0) -> torch.Tensor:
+    """The query projection of one layer of a DistilBERT-architecture encoder, read straight from its
+    checkpoint (no model is built: this works where memory is short). The course's converted encoder stores
+    the bare model's names; a Hub checkpoint such as `distilbert-base-uncased` prefixes them `distilbert.`."""
+    from course.models import checkpoint_tensor
+
+    key = f"transformer.layer.{layer}.attention.q_lin.weight"
+    try:
+        return checkpoint_tensor(name, key)
+    except KeyError:
+        return checkpoint_tensor(name, f"distilbert.{key}")
+
+
+def weight_history(w: torch.Tensor, blocksize: int = 32) -> str:
+    """A sentence on whether `w` was stored on a 4-bit grid before, read off `distinct_values_per_block`."""
+    most = int(distinct_values_per_block(w, blocksize).max())
+    if most <= 16:
+        return (f"every block of {blocksize} consecutive weights holds at most {most} distinct values: these weights "
+                "were stored at 4 bits before (16 levels per block) and have only been dequantized since")
+    return (f"blocks of {blocksize} consecutive weights hold up to {most} distinct values: these weights were never "
+            "stored on a 4-bit grid")
+
+
+def codebook_errors(matrices: dict[str, torch.Tensor], blocksize: int = 64) -> "pd.DataFrame":  # noqa: F821
+    """`error_by_codebook` of several matrices in one long table (matrix, codebook, RMS error), with the RMS error
+    relative to the matrix's own RMS, so that matrices of different scales compare."""
+    import pandas as pd
+
+    frames = []
+    for label, w in matrices.items():
+        errors = error_by_codebook(w, blocksize).reset_index()
+        errors["relative_rms_error"] = errors["rms_error"] / w.float().pow(2).mean().sqrt().item()
+        frames.append(errors.assign(matrix=label))
+    return pd.concat(frames, ignore_index=True)[["matrix", "codebook", "rms_error", "relative_rms_error"]]
 
 
 def storage_table(n_params: int, blocksize: int = 64) -> "pd.DataFrame":  # noqa: F821
@@ -60,24 +108,47 @@ def storage_bytes(model: nn.Module) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def max_logit_difference(model_a: nn.Module, model_b: nn.Module, batch: dict) -> float:
-    """The largest absolute difference between two models' logits on `batch` (real tokens only).
-
-    Both run in training mode without gradients: bitsandbytes computes a 4-bit layer in training mode by
-    dequantizing its weight to the compute dtype (fp32 here), the computation QLoRA trains. (In eval mode
-    on a CPU with AVX-512 BF16 it switches to a faster bf16 kernel, which moves logits by a few tenths.)
-    Dropout must be off (Llama has none; use `lora_dropout=0`) for the comparison to mean anything.
-    Each model reads the batch on its own device; the logits are compared on `model_a`'s.
-    """
+def logits_on(model: nn.Module, batch: dict) -> torch.Tensor:
+    """`model`'s fp32 logits on `batch`'s real tokens, `(tokens, vocabulary)`, computed in training mode
+    without gradients: bitsandbytes computes a 4-bit layer in training mode by dequantizing its weight to
+    the compute dtype (fp32 here), the computation QLoRA trains. (In eval mode on a CPU with AVX-512 BF16 it
+    switches to a faster bf16 kernel, which moves logits by a few tenths.) Dropout must be off (Llama has
+    none; use `lora_dropout=0`) for two models' logits to compare. The batch goes to the model's device; the
+    logits come back on the CPU."""
     inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-    was = model_a.training, model_b.training
-    model_a.train(), model_b.train()
-    a = model_a(**to_device(inputs, model_device(model_a))).logits.float()
-    b = model_b(**to_device(inputs, model_device(model_b))).logits.float().to(a.device)
-    model_a.train(was[0]), model_b.train(was[1])
+    was = model.training
+    model.train()
+    logits = model(**to_device(inputs, model_device(model))).logits.float().cpu()
+    model.train(was)
     mask = inputs.get("attention_mask")
-    mask = torch.ones(a.shape[:2], dtype=torch.bool, device=a.device) if mask is None else mask.to(a.device).bool()
-    return float((a - b).abs()[mask].max())
+    mask = torch.ones(logits.shape[:2], dtype=torch.bool) if mask is None else mask.cpu().bool()
+    return logits[mask]
+
+
+def max_logit_difference(model_a: nn.Module, model_b: nn.Module, batch: dict) -> float:
+    """The largest absolute difference between two models' logits on `batch` (real tokens only; `logits_on`)."""
+    return float((logits_on(model_a, batch) - logits_on(model_b, batch)).abs().max())
+
+
+def merge_outcome(base: torch.Tensor, trained: torch.Tensor, merged: torch.Tensor) -> dict:
+    """Where a merged model's logits land between the untrained base's and the trained model's (`logits_on`
+    of each, same batch): the mean absolute distance to each, and the share of the adapter's change kept,
+    1 - |merged - trained| / |base - trained| (1: all of it; 0 or less: none, back at the base or further)."""
+    adapter = float((trained - base).abs().mean())
+    to_trained, to_base = float((merged - trained).abs().mean()), float((merged - base).abs().mean())
+    return {"adapter_change": adapter, "to_trained": to_trained, "to_base": to_base,
+            "share_kept": 1 - to_trained / adapter if adapter > 0 else float("nan")}
+
+
+def describe_merge(outcome: dict, label: str) -> str:
+    """A sentence on a `merge_outcome`: how much of the adapter's change a merge kept."""
+    kept = outcome["share_kept"]
+    verdict = ("keeps most of what the adapter learned" if kept >= 0.75 else
+               "rounds most of what the adapter learned away" if kept <= 0.25 else
+               "keeps only part of what the adapter learned")
+    return (f"The adapter moves the logits by {outcome['adapter_change']:.3f} on average. Merged into {label}, the model "
+            f"lands {outcome['to_trained']:.3f} from the trained model and {outcome['to_base']:.3f} from the untrained "
+            f"base: it keeps {max(kept, 0.0):.0%} of the adapter's change, so the merge {verdict}.")
 
 
 # ---------------------------------------------------------------------------------------------------

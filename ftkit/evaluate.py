@@ -64,8 +64,24 @@ def perplexity(model, loader) -> float:
     return math.exp(total_loss / total_tokens)
 
 
-def rouge(predictions: list[str], references: list[str] | list[list[str]]) -> dict[str, float]:
-    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (0..1, Porter stemming), as the summarization papers report.
+def block_losses(model, loader) -> list[float]:
+    """The mean next-token cross-entropy (nats) of each block of a `block_loader`, in order. Two models'
+    lists on the same blocks pair up (`paired_difference`): the paired standard error of a change in loss.
+    Every block has the same number of predicted tokens, so their mean is the log of `perplexity`."""
+    from ftkit.causal_lm import shifted_loss
+
+    with evaluation_mode(model) as device:
+        losses = []
+        for batch in loader:
+            batch = to_device(batch, device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+            losses += [shifted_loss(logits[i:i + 1], batch["labels"][i:i + 1]).item() for i in range(len(logits))]
+    return losses
+
+
+def rouge_per_example(predictions: list[str], references: list[str] | list[list[str]]) -> list[dict[str, float]]:
+    """ROUGE-1, ROUGE-2 and ROUGE-L F1 (0..1, Porter stemming) of each prediction, in order: the per-example
+    scores that `paired_difference` compares between two models on the same examples.
 
     Each prediction has one reference, or a list of them (DialogSum's test set has three per dialogue):
     with several, each prediction scores its best match per metric, as `rouge_score`'s `score_multi` does.
@@ -77,7 +93,14 @@ def rouge(predictions: list[str], references: list[str] | list[list[str]]) -> di
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     scores = [scorer.score_multi([ref] if isinstance(ref, str) else list(ref), pred)
               for pred, ref in zip(predictions, references)]
-    return {name: sum(s[name].fmeasure for s in scores) / len(scores) for name in ("rouge1", "rouge2", "rougeL")}
+    return [{name: s[name].fmeasure for name in ("rouge1", "rouge2", "rougeL")} for s in scores]
+
+
+def rouge(predictions: list[str], references: list[str] | list[list[str]]) -> dict[str, float]:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F1 (0..1) over the examples, as the summarization papers report
+    (`rouge_per_example`, averaged)."""
+    scores = rouge_per_example(predictions, references)
+    return {name: sum(s[name] for s in scores) / len(scores) for name in ("rouge1", "rouge2", "rougeL")}
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 40, chat: bool = False) -> list[str]:

@@ -40,6 +40,31 @@ class UniformLM(nn.Module):
         return type("Out", (), {"loss": loss})()
 
 
+class BigramLM(nn.Module):
+    """Each token's next-token logits come from a fixed table, so blocks differ in loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(10, 10, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, input_ids, labels=None, attention_mask=None):
+        logits = self.table[input_ids]
+        out = type("Out", (), {"logits": logits})()
+        if labels is not None:
+            out.loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 10), labels[:, 1:].reshape(-1))
+        return out
+
+
+def test_block_losses_are_per_block_and_average_to_the_log_perplexity():
+    import math
+
+    ids = torch.randint(0, 10, (6, 8), generator=torch.Generator().manual_seed(1))
+    loader = [{"input_ids": ids[:4], "labels": ids[:4]}, {"input_ids": ids[4:], "labels": ids[4:]}]
+    losses = evaluate.block_losses(BigramLM(), loader)
+    assert len(losses) == 6 and len(set(losses)) > 1
+    assert sum(losses) / 6 == pytest.approx(math.log(evaluate.perplexity(BigramLM(), loader)))
+
+
 def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
     ids = torch.randint(0, 10, (6, 8))
     loader = [{"input_ids": ids[:4], "labels": ids[:4]}, {"input_ids": ids[4:], "labels": ids[4:]}]
@@ -59,6 +84,14 @@ def test_rouge_with_several_references_takes_each_predictions_best_match():
     assert evaluate.rouge(["the cat sat"], [["the cat sat down"]]) == one
     assert evaluate.rouge(["the cat sat"], [["a dog ran", "the cat sat down"]]) == one
     assert evaluate.rouge(["the cat sat"], [["the cat sat down", "the cat sat"]])["rouge1"] == pytest.approx(1.0)
+
+
+def test_per_example_rouge_is_what_the_mean_averages():
+    each = evaluate.rouge_per_example(["the cat sat", "a dog"], ["the cat sat down", ["a dog ran", "a dog"]])
+    assert each[1]["rouge1"] == pytest.approx(1.0)  # its best reference matches exactly
+    assert each[0] == pytest.approx(evaluate.rouge(["the cat sat"], ["the cat sat down"]))
+    mean = evaluate.rouge(["the cat sat", "a dog"], ["the cat sat down", ["a dog ran", "a dog"]])
+    assert mean["rougeL"] == pytest.approx((each[0]["rougeL"] + each[1]["rougeL"]) / 2)
 
 
 def test_paired_difference_uses_the_per_example_differences():
