@@ -1,6 +1,6 @@
 """Notebook 02's instruction tasks and displays: the multi-task set built from the course's own sources (the
 instructions, the builders and the split sizes), the masked tokens shown in brackets, per-task evaluation as
-a table, and responses side by side. The method (template, response-only labels, batching, generation,
+a table, each model's per-item scores for paired gaps, and responses side by side. The method (template, response-only labels, batching, generation,
 format checks and scores) is in `ftkit.instructions`.
 """
 from __future__ import annotations
@@ -183,6 +183,15 @@ def evaluate_tasks(model, tokenizer, tasks: dict[str, dict[str, list[dict]]], ma
         rows.append({"task": task, "metric": task_metric(task), "n": len(examples),
                      **score_task(examples, predictions[task])})
     return pd.DataFrame(rows), predictions
+
+
+def item_scores_by_model(tasks: dict, outputs_by_model: dict[str, dict[str, list[str]]], task: str,
+                         split: str = "test") -> dict[str, list[float]]:
+    """{model: each held-out item's score on `task`} from each model's `evaluate_tasks` predictions: the
+    same items in the same order, ready for paired gaps (`course.gaps`)."""
+    from ftkit.instructions import item_scores
+
+    return {model: item_scores(tasks[task][split], outputs[task]) for model, outputs in outputs_by_model.items()}
 
 
 def examples_side_by_side(examples: list[dict], n: int = 3, **columns: list[str]):

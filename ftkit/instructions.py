@@ -165,15 +165,22 @@ def task_metric(task: str) -> str:
     return "ROUGE-L" if task in ("qa", "summary") else "exact match"
 
 
-def score_task(examples: list[dict], predictions: list[str]) -> dict[str, float]:
-    """{"score": the task's metric (0..1), "format": share of responses in the required format (0..1)}."""
-    from ftkit.evaluate import rouge
+def item_scores(examples: list[dict], predictions: list[str]) -> list[float]:
+    """Each response's score under its task's metric (0..1), in order: 1 or 0 for exact match, ROUGE-L F1
+    for free text. Two models' lists on the same examples pair up (`evaluate.paired_difference`)."""
+    from ftkit.evaluate import rouge_per_example
 
-    task = examples[0]["task"]
+    if len(examples) != len(predictions):
+        raise ValueError(f"{len(predictions)} responses for {len(examples)} examples: they must pair up.")
     references = [e["output"] for e in examples]
-    if task_metric(task) == "ROUGE-L":
-        score = rouge(predictions, references)["rougeL"]
-    else:
-        score = sum(p.strip() == r for p, r in zip(predictions, references)) / len(references)
+    if task_metric(examples[0]["task"]) == "ROUGE-L":
+        return [s["rougeL"] for s in rouge_per_example(predictions, references)]
+    return [float(p.strip() == r) for p, r in zip(predictions, references)]
+
+
+def score_task(examples: list[dict], predictions: list[str]) -> dict[str, float]:
+    """{"score": the task's metric (0..1), the mean of `item_scores`; "format": share of responses in the
+    required format (0..1)}."""
+    scores = item_scores(examples, predictions)
     fmt = sum(follows_format(e, p) for e, p in zip(examples, predictions)) / len(examples)
-    return {"score": score, "format": fmt}
+    return {"score": sum(scores) / len(scores), "format": fmt}

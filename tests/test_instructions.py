@@ -90,3 +90,14 @@ def test_length_grouped_batches_cover_every_row_once_and_pad_less():
     in_order = [list(range(i, i + 4)) for i in range(0, 200, 4)]
     padded = lambda batches: sum(len(b) * max(lengths[i] for i in b) for b in batches)  # noqa: E731
     assert padded(grouped) < 0.8 * padded(in_order)
+
+
+def test_item_scores_are_what_the_task_score_averages():
+    examples = [{"task": "sentiment", "output": "positive"}, {"task": "sentiment", "output": "negative"}]
+    assert instructions.item_scores(examples, ["positive", " positive"]) == [1.0, 0.0]
+    qa = [{"task": "qa", "output": "the cat sat"}, {"task": "qa", "output": "a dog"}]
+    each = instructions.item_scores(qa, ["the cat sat", "no"])
+    assert each[0] == pytest.approx(1.0) and each[1] == 0.0
+    assert instructions.score_task(qa, ["the cat sat", "no"])["score"] == pytest.approx(sum(each) / 2)
+    with pytest.raises(ValueError, match="pair up"):
+        instructions.item_scores(qa, ["one"])
