@@ -1,5 +1,5 @@
-"""Notebook 03's results glue: a variant's row in the results table, recording it, and the sentences
-read off the table. The transfer-learning methods themselves are in `ftkit.transfer`.
+"""Notebook 03's results glue: a variant's row in the results table, recording it with its per-sentence
+results, and the sentences read off the table (near the best means tied with it by a paired standard error). The transfer-learning methods themselves are in `ftkit.transfer`.
 """
 from __future__ import annotations
 
@@ -18,34 +18,61 @@ def result_row(variant: str, model: nn.Module, result: TrainResult, accuracy: fl
 
 
 def record_variant(config, rows: list[dict], variant: str, model: nn.Module, result: TrainResult,
-                   baseline: float, *, trainable: int | None = None, task: str = "movie-review sentiment") -> dict:
-    """Append a variant's row to `rows`, record it with `course.results.record`, print a one-line summary."""
+                   baseline: float, *, trainable: int | None = None, task: str = "movie-review sentiment",
+                   baseline_correct: list[int] | None = None, correct_by_variant: dict | None = None) -> dict:
+    """Append a variant's row to `rows`, record it with `course.results.record`, print a one-line summary.
+
+    Where the run's last evaluation holds `correct` (1 or 0 per test sentence) and `baseline_correct` is given,
+    the record keeps those scores and the paired standard error of the gain, and `correct_by_variant` (if given)
+    gets them under the variant's name, for paired comparisons between variants."""
     from course import results
+    from ftkit.evaluate import paired_difference
 
     accuracy = result.evaluations[-1]["accuracy"]
+    correct = result.evaluations[-1].get("correct")
     row = result_row(variant, model, result, accuracy, trainable=trainable)
     rows.append(row)
+    paired = {}
+    if correct is not None and baseline_correct is not None:
+        paired = {"scores": correct, "gain_se": paired_difference(correct, baseline_correct)[1]}
+        if correct_by_variant is not None:
+            correct_by_variant[variant] = correct
     results.record(config, variant, task=task, metric="test accuracy", value=accuracy, baseline=baseline,
                    trainable_params=row["trainable_params"], total_params=sum(p.numel() for p in model.parameters()),
-                   peak_memory_gb=row["peak_memory_gb"], wall_time_s=row["wall_time_s"])
+                   peak_memory_gb=row["peak_memory_gb"], wall_time_s=row["wall_time_s"], **paired)
     print(f"{variant}: test accuracy {accuracy:.1%} (untrained {baseline:.1%}), "
           f"{row['trainable_params']:,} trainable parameters; {result.summary()}")
     return row
 
 
-def conclusions(table, baseline: float, tolerance: float = 0.01) -> list[str]:
+def conclusions(table, baseline: float, correct: dict | None = None, tolerance: float = 0.01) -> list[str]:
     """'What to use when', read off a results table (a DataFrame with the `result_row` columns).
 
+    With `correct` (variant -> 1 or 0 per test sentence, the same sentences for all), "near the best" means a
+    paired gap to the best within two standard errors (`course.gaps`), a tie; variants without per-sentence
+    scores, or every variant without `correct`, count as near when within `tolerance` of the best.
     Each sentence is computed from the measured rows, so it holds for whatever this run measured.
     """
+    from course.gaps import is_tie
+    from ftkit.evaluate import paired_difference
+
+    correct = correct or {}
     best = table.loc[table["test_accuracy"].idxmax()]
-    near = table[table["test_accuracy"] >= best["test_accuracy"] - tolerance]
+
+    def ties_with_best(row) -> bool:
+        if row["variant"] in correct and best["variant"] in correct:
+            return is_tie(*paired_difference(correct[row["variant"]], correct[best["variant"]]))
+        return row["test_accuracy"] >= best["test_accuracy"] - tolerance
+
+    near = table[table.apply(ties_with_best, axis=1)]
     fastest = near.loc[near["wall_time_s"].idxmin()]
     smallest = near.loc[near["trainable_params"].idxmin()]
     cheapest = table.loc[table["wall_time_s"].idxmin()]
+    closeness = ("Tied with it (a paired gap within two standard errors)" if correct
+                 else f"Within {tolerance * 100:.0f} point(s) of it")
     lines = [f"Best accuracy: {best['variant']} with {best['test_accuracy']:.1%} "
              f"({(best['test_accuracy'] - baseline) * 100:+.1f} points over the untrained {baseline:.1%}).",
-             f"Within {tolerance * 100:.0f} point(s) of it, the fastest is {fastest['variant']} "
+             f"{closeness}, the fastest is {fastest['variant']} "
              f"({fastest['wall_time_s']:.0f} s against {best['wall_time_s']:.0f} s) and the one training the fewest "
              f"parameters is {smallest['variant']} ({smallest['trainable_params']:,}).",
              f"The cheapest run overall, {cheapest['variant']}, took {cheapest['wall_time_s']:.0f} s and reached "

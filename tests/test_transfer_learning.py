@@ -28,6 +28,20 @@ def test_conclusions_name_the_best_the_fastest_near_it_and_the_cheapest():
     assert cheapest.startswith("The cheapest run overall, head, took 5 s and reached 70.0%: 20.0 points")
 
 
+def test_with_per_sentence_scores_near_the_best_means_tied_with_it():
+    table = pd.DataFrame([
+        {"variant": "full", "trainable_params": 1000, "wall_time_s": 100.0, "test_accuracy": 0.75},
+        {"variant": "top 2", "trainable_params": 300, "wall_time_s": 40.0, "test_accuracy": 0.70},
+        {"variant": "head", "trainable_params": 10, "wall_time_s": 5.0, "test_accuracy": 0.25},
+    ])
+    # 20 sentences: top 2 misses one more than full (a tie, 5 points apart); head misses ten more (clear).
+    correct = {"full": [1] * 15 + [0] * 5, "top 2": [1] * 14 + [0] * 6, "head": [1] * 5 + [0] * 15}
+    _, near, _ = conclusions(table, baseline=0.5, correct=correct)
+    assert near.startswith("Tied with it (a paired gap within two standard errors), the fastest is top 2")
+    _, near_by_points, _ = conclusions(table, baseline=0.5)
+    assert "the fastest is full" in near_by_points  # without scores, 5 points is more than the 1-point tolerance
+
+
 def test_the_schedule_widget_draws_the_course_schedule():
     import matplotlib.pyplot as plt
 
