@@ -1,6 +1,7 @@
-"""Notebook 01's helpers around `ftkit.causal_lm`: the objective shown as a table, held-out blocks drawn for
-the budget, perplexity before and after as a table and in words (forgetting), and the LoRA wrapper that
-compares LoRA with full fine-tuning.
+"""Notebook 01's helpers around `ftkit.causal_lm`: the objective shown as a table, held-out text cleaned of
+long runs it shares with the training text, held-out blocks drawn for the budget, perplexity before and after
+as a table and in words, a change in loss read against its paired standard error (forgetting), and the LoRA
+wrapper that compares LoRA with full fine-tuning.
 """
 from __future__ import annotations
 
@@ -28,6 +29,45 @@ def sample_blocks(blocks: torch.Tensor, n: int | None, seed: int = 0) -> torch.T
     return blocks[order[:n]]
 
 
+def _shared_span_marks(words: list[str], spans: set, n: int) -> list[bool]:
+    """For each word, whether it lies inside an `n`-word span found in `spans`."""
+    marks = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        if tuple(words[i:i + n]) in spans:
+            marks[i:i + n] = [True] * n
+    return marks
+
+
+def _spans(texts, n: int) -> set:
+    return {tuple(words[i:i + n]) for text in texts for words in [text.split()] for i in range(len(words) - n + 1)}
+
+
+def shared_span_share(train_texts, test_texts, n: int = 12) -> float:
+    """The share of `test_texts`' words (split on whitespace) that lie inside a run of `n` words that also
+    occurs, word for word, in `train_texts`: text a model could have memorised rather than learned."""
+    spans = _spans(train_texts, n)
+    marks = [m for text in test_texts for m in _shared_span_marks(text.split(), spans, n)]
+    return sum(marks) / max(1, len(marks))
+
+
+def without_shared_spans(test_texts, train_texts, n: int = 12) -> list[str]:
+    """`test_texts` with every paragraph (blank-line separated) that takes part in an `n`-word run shared with
+    `train_texts` removed, repeated until none is left (joining paragraphs can make a new shared run)."""
+    spans = _spans(train_texts, n)
+    cleaned = []
+    for text in test_texts:
+        paragraphs = text.split("\n\n")
+        while True:
+            owner = [k for k, paragraph in enumerate(paragraphs) for _ in paragraph.split()]
+            marks = _shared_span_marks("\n\n".join(paragraphs).split(), spans, n)
+            shared = {owner[i] for i, marked in enumerate(marks) if marked}
+            if not shared:
+                break
+            paragraphs = [p for k, p in enumerate(paragraphs) if k not in shared]
+        cleaned.append("\n\n".join(paragraphs))
+    return cleaned
+
+
 def forgetting_table(before: dict[str, float], after: dict[str, float]):
     """Perplexity per text domain before and after training, with the relative change (%)."""
     import pandas as pd
@@ -42,6 +82,19 @@ def describe_change(name: str, before: float, after: float) -> str:
     change = perplexity_change(before, after)
     direction = "fell" if change < 0 else "rose"
     return f"Perplexity on {name} {direction} from {before:.2f} to {after:.2f} ({change:+.1f}%)."
+
+
+def describe_loss_change(name: str, before: list[float], after: list[float]) -> str:
+    """A sentence on a change in held-out loss, block by block (`ftkit.evaluate.block_losses` of the same
+    blocks before and after): the mean change per token with its paired standard error, and whether it is
+    a rise, a fall or within two standard errors (no change this many blocks can tell from chance)."""
+    from course.gaps import gap_phrase, is_tie
+    from ftkit.evaluate import paired_difference
+
+    change, se = paired_difference(after, before)
+    reading = ("within two standard errors: no change this many blocks can tell from chance" if is_tie(change, se)
+               else "a rise beyond two standard errors" if change > 0 else "a fall beyond two standard errors")
+    return f"{name}: loss {gap_phrase(change, se, len(before), scale=1, unit='nats per token', digits=3)}, {reading}"
 
 
 def with_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.0,

@@ -64,3 +64,25 @@ def test_next_token_loss_summed_instead_of_averaged_is_caught():
                                reduction="sum")
 
     assert not self_supervised.check_next_token_loss(next_token_loss).correct
+
+
+def test_held_out_text_loses_every_paragraph_that_shares_a_long_run_with_training_text():
+    from course.self_supervised import shared_span_share, without_shared_spans
+
+    train = ["the quick brown fox jumps over the lazy dog near the river bank today"]
+    test = ["something new entirely here\n\nthe quick brown fox jumps over the lazy dog near the river bank\n\nalso new"]
+    assert shared_span_share(train, test, n=12) == 13 / 19  # the middle paragraph: two overlapping 12-word runs
+    cleaned = without_shared_spans(test, train, n=12)
+    assert cleaned == ["something new entirely here\n\nalso new"]
+    assert shared_span_share(train, cleaned, n=12) == 0
+    assert shared_span_share(train, ["a b c"], n=12) == 0  # shorter than a span
+
+
+def test_a_loss_change_is_read_against_its_paired_standard_error():
+    from course.self_supervised import describe_loss_change
+
+    before = [2.0, 2.5, 3.0, 2.2]
+    assert "a rise beyond two standard errors" in describe_loss_change("docs", before, [b + 0.5 for b in before])
+    assert describe_loss_change("docs", before, [b - 0.5 for b in before]).endswith("a fall beyond two standard errors")
+    noisy = describe_loss_change("docs", before, [2.1, 2.4, 3.1, 2.1])
+    assert noisy.startswith("docs: loss +0.000 ± 0.058 nats per token over n=4") and "no change this many" in noisy
