@@ -140,29 +140,45 @@ def generate_responses(model, tokenizer, examples: list[dict], max_new_tokens: i
 LIST_LINE = re.compile(r"^(\d+)\. \S.*$")
 
 
-def follows_format(example: dict, prediction: str) -> bool:
-    """Whether a response has the form its task asks for (not whether it is right).
+def _numbered_list(example: dict, text: str) -> bool:
+    lines = text.split("\n")
+    n_items = len(example["context"].split(", "))
+    matches = [LIST_LINE.match(line) for line in lines]
+    return len(lines) == n_items and all(matches) and [int(m.group(1)) for m in matches] == list(range(1, n_items + 1))
 
-    sentiment: exactly `positive` or `negative`; starter: exactly one of the options; numbered_list: one
-    `N. item` line per item, numbered from 1; qa and summary: a non-empty single paragraph.
-    """
-    task, text = example["task"], prediction.strip()
-    if task == "sentiment":
-        return text in ("positive", "negative")
-    if task == "starter":
-        return text in example["options"]
-    if task == "numbered_list":
-        lines = text.split("\n")
-        n_items = len(example["context"].split(", "))
-        matches = [LIST_LINE.match(line) for line in lines]
-        return (len(lines) == n_items and all(matches)
-                and [int(m.group(1)) for m in matches] == list(range(1, n_items + 1)))
+
+def _one_paragraph(example: dict, text: str) -> bool:
     return bool(text) and "\n\n" not in text
 
 
+# task -> rule(example, stripped response) -> bool. A new task adds its rule here (or the caller's copy).
+FORMAT_RULES = {
+    "sentiment": lambda example, text: text in ("positive", "negative"),
+    "starter": lambda example, text: text in example["options"],
+    "numbered_list": _numbered_list,
+    "qa": _one_paragraph,
+    "summary": _one_paragraph,
+}
+# Tasks answered in free text, scored by ROUGE-L F1; every other task's answer is closed (exact match).
+FREE_TEXT_TASKS = ("qa", "summary")
+
+
+def follows_format(example: dict, prediction: str, rules: dict | None = None) -> bool:
+    """Whether a response has the form its task asks for (not whether it is right), by the task's rule in
+    `rules` (default `FORMAT_RULES`): sentiment: exactly `positive` or `negative`; starter: exactly one of the
+    options; numbered_list: one `N. item` line per item, numbered from 1; qa and summary: a non-empty single
+    paragraph."""
+    rules = FORMAT_RULES if rules is None else rules
+    if example["task"] not in rules:
+        raise ValueError(f"No format rule for task {example['task']!r} (rules exist for {', '.join(rules)}): "
+                         "add one, a function (example, response) -> bool, to the rules you pass.")
+    return rules[example["task"]](example, prediction.strip())
+
+
 def task_metric(task: str) -> str:
-    """The quality metric of a task: exact match for closed answers, ROUGE-L F1 for free text."""
-    return "ROUGE-L" if task in ("qa", "summary") else "exact match"
+    """The quality metric of a task: exact match for closed answers, ROUGE-L F1 for free text
+    (`FREE_TEXT_TASKS`)."""
+    return "ROUGE-L" if task in FREE_TEXT_TASKS else "exact match"
 
 
 def item_scores(examples: list[dict], predictions: list[str]) -> list[float]:

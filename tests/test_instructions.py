@@ -101,3 +101,12 @@ def test_item_scores_are_what_the_task_score_averages():
     assert instructions.score_task(qa, ["the cat sat", "no"])["score"] == pytest.approx(sum(each) / 2)
     with pytest.raises(ValueError, match="pair up"):
         instructions.item_scores(qa, ["one"])
+
+
+def test_a_task_without_a_format_rule_is_named_with_the_fix():
+    import pytest
+
+    with pytest.raises(ValueError, match="No format rule for task 'haiku'.*add one"):
+        instructions.follows_format({**EXAMPLE, "task": "haiku"}, "an old silent pond")
+    rules = {**instructions.FORMAT_RULES, "haiku": lambda example, text: len(text.split("\n")) == 3}
+    assert instructions.follows_format({**EXAMPLE, "task": "haiku"}, "a\nb\nc", rules=rules)
