@@ -23,7 +23,8 @@ def gap_phrase(difference: float, se: float, n: int, *, scale: float = 100, unit
     """`+3.2 ± 1.5 points over n=400 (2.1 SE)`: the gap, its standard error and the sample size, scaled
     (100 turns a 0..1 accuracy into percentage points)."""
     z = f"{difference / se:+.1f} SE" if se > 0 else "no spread"
-    return f"{scale * difference:+.{digits}f} ± {scale * se:.{digits}f} {unit} over n={n} ({z})"
+    unit = f" {unit}" if unit else ""
+    return f"{scale * difference:+.{digits}f} ± {scale * se:.{digits}f}{unit} over n={n} ({z})"
 
 
 def relation(difference: float, se: float, *, higher_is_better: bool = True) -> str:

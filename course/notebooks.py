@@ -50,7 +50,8 @@ NOTEBOOKS: dict[str, Notebook] = {notebook.name: notebook for notebook in (
              "prompt tuning, prefix tuning, P-tuning, IA3, bottleneck adapters",
              ("causal_lm", "sequence_classifier", "movie_sentiment", "VADER products")),
     Notebook("07_rlhf",
-             "a reward model from human ratings, PPO with a KL penalty written out, DPO and GRPO",
+             "a reward model from human ratings, PPO with a KL penalty written out, DPO and GRPO, judged by scorers "
+             "they never optimized on a reward-against-KL frontier",
              ("causal_lm", "VADER human ratings")),
     Notebook("08_choosing_a_method",
              "every measured result side by side, a decision guide, memory at 1B/7B/70B, scaling out",

@@ -1,8 +1,10 @@
 """Notebook 07 (RLHF): the course's preference data and prompts, and how its policies are judged and described.
 
 Preference pairs from the VADER movie sentences' individual human ratings, the policy's `Movie review:`
-prompts, the reward function that scores a review, the held-out evaluation of a policy (reward, KL to the
-reference, signs of reward hacking) and the sentences about a beta sweep. The algorithms live in
+prompts, the reward function that scores a review and the judges that the policy never optimizes (VADER's
+lexicon, a second reward model), the held-out evaluation of a policy (reward, judges, KL to the reference,
+truncation, signs of reward hacking), the reward-against-KL frontier and the sentences about it, and
+rankings of one prompt's completions by a simulated labeller. The algorithms live in
 `ftkit.reward_model` (the Bradley-Terry reward model) and `ftkit.ppo` (PPO with a KL penalty).
 """
 from __future__ import annotations
@@ -67,6 +69,14 @@ def preference_pairs(sentences: Sequence[dict], margin: float, n_pairs: int | No
     return pairs[:n_pairs]
 
 
+def halves(sentences: Sequence[dict], seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Two disjoint halves of `sentences`, drawn at random: pairs built from one never share a sentence, or
+    a rater's judgement of one, with pairs built from the other."""
+    order = list(sentences)
+    random.Random(seed).shuffle(order)
+    return order[:len(order) // 2], order[len(order) // 2:]
+
+
 def review_prompts(sentences: Sequence[dict], n_words: int = 4) -> list[str]:
     """Prompts for the policy: `Movie review: <the first n words of a review sentence>`."""
     return [f"{PROMPT_PREFIX} {' '.join(s['text'].split()[:n_words])}" for s in sentences]
@@ -112,12 +122,32 @@ def distinct_bigrams(texts: Sequence[str]) -> float:
     return len(set(bigrams)) / len(bigrams) if bigrams else 0.0
 
 
+def vader_judge() -> Callable:
+    """`judge(prompts, completions) -> list[float]`: VADER's compound sentiment of each review (-1 most
+    negative, +1 most positive). VADER is a rule-based lexicon of words rated by people (Hutto & Gilbert 2014):
+    no policy here ever optimizes it, so it can judge whether a higher reward means more positive text."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+
+    def judge(prompts, completions, **_):
+        return [analyzer.polarity_scores(review_text(p, c))["compound"] for p, c in zip(prompts, completions)]
+
+    return judge
+
+
 def evaluate_policy(causal_lm: nn.Module, tokenizer, prompts: Sequence[str], reward_fn: Callable, *,
-                    max_new_tokens: int, seed: int = 0, batch_size: int = 32) -> dict:
+                    max_new_tokens: int, seed: int = 0, batch_size: int = 32,
+                    judges: dict[str, Callable] | None = None) -> dict:
     """Sample one response per held-out prompt (seeded, so every policy is judged on the same draw of the
-    dice) and report the reward's mean and standard error, the mean KL to the reference (the same model
-    with its adapter disabled; 0 for a model without one), response length and distinct bigrams."""
-    scores, kls, lengths, responses = [], [], [], []
+    dice) and report the reward's mean and standard error, the KL to the reference (summed over a response:
+    the same model with its adapter disabled; 0 for a model without one) with its standard error, response
+    length, the share of responses cut off at `max_new_tokens` before their end-of-sequence token, and
+    distinct bigrams. Each of `judges` (name -> a function like `reward_fn`) scores the same responses:
+    `<name>` and `<name>_se` in the result, its per-prompt scores in `judge_scores[name]`."""
+    judges = judges or {}
+    scores, kls, lengths, cut, responses = [], [], [], [], []
+    judged = {name: [] for name in judges}
     for start in range(0, len(prompts), batch_size):
         rollout = sample_responses(causal_lm, tokenizer, prompts[start:start + batch_size],
                                    max_new_tokens=max_new_tokens, seed=seed + start)
@@ -129,38 +159,268 @@ def evaluate_policy(causal_lm: nn.Module, tokenizer, prompts: Sequence[str], rew
                     kl = (per_token_kl(logprobs, response_logprobs(causal_lm, rollout)) * mask).sum(-1)
             else:
                 kl = torch.zeros(len(rollout.prompts), device=mask.device)
+        last = rollout.sequences[:, -1]
+        cut += ((rollout.response_mask[:, -1] == 1) & (last != tokenizer.eos_token_id)).tolist()
         scores += list(map(float, reward_fn(rollout.prompts, rollout.responses)))
+        for name, judge in judges.items():
+            judged[name] += list(map(float, judge(rollout.prompts, rollout.responses)))
         kls += kl.tolist()
         lengths += mask.sum(-1).tolist()
         responses += rollout.responses
     n = len(scores)
-    return {"reward": statistics.fmean(scores), "reward_se": statistics.stdev(scores) / math.sqrt(n),
-            "kl": statistics.fmean(kls), "response_tokens": statistics.fmean(lengths),
-            "distinct_bigrams": distinct_bigrams(responses), "n_prompts": n, "scores": scores,
-            "responses": responses}
+    result = {"reward": statistics.fmean(scores), "reward_se": _se(scores),
+              "kl": statistics.fmean(kls), "kl_se": _se(kls), "response_tokens": statistics.fmean(lengths),
+              "cut_off_share": statistics.fmean(cut), "distinct_bigrams": distinct_bigrams(responses),
+              "n_prompts": n, "scores": scores, "kls": kls, "responses": responses, "judge_scores": judged}
+    for name, values in judged.items():
+        result[name], result[f"{name}_se"] = statistics.fmean(values), _se(values)
+    return result
 
 
-def paired_gain(after: dict, before: dict) -> tuple[float, float]:
-    """Mean reward gain of `after` over `before` (two `evaluate_policy` results on the same prompts) and its
-    standard error from the per-prompt differences: pairing removes how much the prompts differ from each
-    other, which is most of the spread, so this is the right yardstick for "better than before"."""
+def _se(values: Sequence[float]) -> float:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+
+def paired_gain(after: dict, before: dict, judge: str | None = None) -> tuple[float, float]:
+    """Mean gain of `after` over `before` (two `evaluate_policy` results on the same prompts) in the reward, or
+    in the score of `judge`, and its standard error from the per-prompt differences: pairing removes how much
+    the prompts differ from each other, which is most of the spread, so this is the right yardstick for
+    "better than before"."""
     from ftkit.evaluate import paired_difference
 
-    return paired_difference(after["scores"], before["scores"])
+    if judge is None:
+        return paired_difference(after["scores"], before["scores"])
+    return paired_difference(after["judge_scores"][judge], before["judge_scores"][judge])
 
 
-def describe_beta_sweep(sweep: Sequence[dict], baseline: dict) -> str:
-    """Plain sentences about a beta sweep (rows from `evaluate_policy` plus `beta`), against the baseline:
-    the reward gained and the KL paid at each beta, and where repetition (fewer distinct bigrams) shows."""
+def frontier_table(points: Sequence[dict], baseline: dict, judges: Sequence[str]):
+    """One row per trained policy (`points`: `evaluate_policy` results plus `method`, `beta` and `updates`):
+    its KL to the reference, its optimized reward and each judge's score, each with its standard error over the
+    held-out prompts, and each one's paired gain over the baseline with that gain's standard error."""
+    import pandas as pd
+
+    rows = []
+    for point in points:
+        row = {"method": point["method"], "beta": point["beta"], "updates": point["updates"],
+               "KL": point["kl"], "KL_se": point["kl_se"], "reward": point["reward"], "reward_se": point["reward_se"]}
+        row["reward_gain"], row["reward_gain_se"] = paired_gain(point, baseline)
+        for name in judges:
+            row[name], row[f"{name}_se"] = point[name], point[f"{name}_se"]
+            row[f"{name}_gain"], row[f"{name}_gain_se"] = paired_gain(point, baseline, judge=name)
+        row["cut_off_share"], row["n_prompts"] = point["cut_off_share"], point["n_prompts"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def describe_frontier(table, judges: dict[str, str]) -> str:
+    """Sentences, one per policy in a `frontier_table`, that say what its reward gain and each judge's gain
+    show (a gain within two standard errors is no change), and where the reward rose while a judge did not:
+    the mark of reward hacking. `judges` maps a judge's column to its name in words."""
+    from course.gaps import TIE_WITHIN_SE, gap_phrase, is_tie
+
+    def move(gain: float, se: float) -> str:
+        return "no change" if is_tie(gain, se) else ("up" if gain > 0 else "down")
+
     lines = []
-    for row in sorted(sweep, key=lambda r: r["beta"]):
-        gain, se = paired_gain(row, baseline)
-        repeats = row["distinct_bigrams"] < 0.9 * baseline["distinct_bigrams"]
-        z = f"{gain / se:+.1f} standard errors" if se > 0 else "identical responses"
-        lines.append(f"beta {row['beta']:g}: reward {gain:+.2f} ({z}) for a KL of "
-                     f"{row['kl']:.2f} nats; distinct bigrams {row['distinct_bigrams']:.2f} "
-                     f"(baseline {baseline['distinct_bigrams']:.2f})" + (": repeating itself" if repeats else ""))
+    for _, row in table.iterrows():
+        n = int(row["n_prompts"])
+        parts = [f"reward {move(row['reward_gain'], row['reward_gain_se'])} "
+                 f"({gap_phrase(row['reward_gain'], row['reward_gain_se'], n, scale=1, unit='', digits=2)})"]
+        parted = []
+        for column, words in judges.items():
+            word = move(row[f"{column}_gain"], row[f"{column}_gain_se"])
+            parts.append(f"{words} {word} ({gap_phrase(row[f'{column}_gain'], row[f'{column}_gain_se'], n, scale=1, unit='', digits=2)})")
+            if word != "up":
+                parted.append(words)
+        rose = not is_tie(row["reward_gain"], row["reward_gain_se"]) and row["reward_gain"] > 0
+        verdict = (f". The reward rose and {' and '.join(parted)} did not: by "
+                   f"{'that judge' if len(parted) == 1 else 'those judges'} the gain is the reward model's alone"
+                   if rose and parted else "")
+        updates = f"{row['updates']:g} update{'' if row['updates'] == 1 else 's'}"
+        lines.append(f"{row['method']} (beta {row['beta']:g}, {updates}, KL {row['KL']:.2f} nats): "
+                     + "; ".join(parts) + verdict)
+    lines.append(f"(A change within {TIE_WITHIN_SE:g} standard errors of the paired difference counts as no change.)")
     return "\n".join(lines)
+
+
+def at_matched_kl(points: Sequence[dict], judges: dict[str, str], reference: str = "PPO (ftkit)") -> str:
+    """Each policy that is not `reference`, against the `reference` checkpoint whose KL to the reference model
+    is closest to its own, paired prompt by prompt: the gap in reward and in each judge's score, each called
+    higher, lower or a tie (within two standard errors, `course.gaps`). `points` as for `frontier_table`."""
+    from course.gaps import gap_phrase, relation
+    from ftkit.evaluate import paired_difference
+
+    anchors = [p for p in points if p["method"] == reference]
+    if not anchors:
+        return f"No {reference} run to compare with."
+    words = {"beats": "higher", "trails": "lower", "ties with": "a tie"}
+    lines = []
+    for point in points:
+        if point["method"] == reference:
+            continue
+        match = min(anchors, key=lambda a: abs(a["kl"] - point["kl"]))
+        updates = f"{match['updates']:g} update{'' if match['updates'] == 1 else 's'}"
+        scores = {"reward": (point["scores"], match["scores"]),
+                  **{w: (point["judge_scores"][c], match["judge_scores"][c]) for c, w in judges.items()}}
+        parts = []
+        for name, (mine, theirs) in scores.items():
+            gap = paired_difference(mine, theirs)
+            phrase = gap_phrase(*gap, point["n_prompts"], scale=1, unit="", digits=2)
+            parts.append(f"{name} {words[relation(*gap)]} ({phrase})")
+        lines.append(f"{point['method']}, beta {point['beta']:g} (KL {point['kl']:.2f}) against {reference}, beta "
+                     f"{match['beta']:g}, after {updates} (KL {match['kl']:.2f}): " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def train_ppo_with_checkpoints(policy, tokenizer, prompts: Sequence[str], reward_fn: Callable, *, milestones: Sequence[int],
+                               settings, checkpoint_dir, evaluate: Callable, seed: int = 0, desc: str = "PPO"):
+    """One PPO run, stopped at each of `milestones` (update counts) to `evaluate(causal_lm)` the policy on
+    held-out prompts, then resumed from its checkpoint: the random state travels in the checkpoint, so the run
+    is the one `train_ppo` would make uninterrupted. Returns the final `TrainResult` (its peak memory the
+    largest of the segments) and the evaluations, one per milestone, each with `updates`."""
+    from ftkit.ppo import train_ppo
+
+    evaluations, peak = [], 0.0
+    for updates in sorted(milestones):
+        run = train_ppo(policy, tokenizer, prompts, reward_fn, iterations=updates, settings=settings, seed=seed,
+                        checkpoint_dir=checkpoint_dir, desc=desc)
+        peak = max(peak, run.peak_memory_gb or 0.0)
+        state = torch.get_rng_state()  # evaluation seeds its own sampling; training must not see that
+        evaluations.append({"updates": updates, **evaluate(policy.causal_lm)})
+        torch.set_rng_state(state)
+    run.peak_memory_gb = peak
+    return run, evaluations
+
+
+JUDGES = {"second_rm": "the second reward model", "vader": "VADER"}  # column -> name in words
+
+
+def generations_table(prompts: Sequence[str], evaluations: dict[str, dict], n: int, judges: Sequence[str] = ()):
+    """The first `n` held-out prompts with each policy's response (`evaluations`: name -> `evaluate_policy`
+    result), its reward and each judge's score, one row per prompt and policy."""
+    import pandas as pd
+
+    rows = []
+    for i, prompt in enumerate(prompts[:n]):
+        for name, result in evaluations.items():
+            rows.append({"prompt": prompt.removeprefix(PROMPT_PREFIX).strip(), "policy": name,
+                         "response": result["responses"][i], "reward": result["scores"][i],
+                         **{judge: result["judge_scores"][judge][i] for judge in judges}})
+    return pd.DataFrame(rows).set_index(["prompt", "policy"])
+
+
+def plot_frontier(table, baseline: dict, judges: dict[str, str], title: str, x: str = "KL"):
+    """One panel per score (the optimized reward, then each judge): every policy of a `frontier_table` as a
+    point of its mean held-out score against its KL to the reference (or, with `x="updates"`, against the
+    number of updates), with ±2 standard errors, and points of one method and beta joined in order of
+    updates. The dashed line is the model before RL."""
+    import matplotlib.pyplot as plt
+
+    columns = {"reward": "optimized reward (reward-model score)", **{c: f"{w} (judge)" for c, w in judges.items()}}
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4.2))
+    for ax, (column, label) in zip(axes, columns.items()):
+        for (method, beta), group in table.groupby(["method", "beta"], sort=False):
+            group = group.sort_values("updates")
+            ax.errorbar(group[x], group[column], xerr=2 * group["KL_se"] if x == "KL" else None,
+                        yerr=2 * group[f"{column}_se"], marker="o", capsize=3, label=f"{method}, beta {beta:g}")
+        ax.axhline(baseline[column], color="gray", linestyle="--", linewidth=1, label="before RL")
+        xlabel = "KL to the reference (nats per response)" if x == "KL" else "updates (one rollout each)"
+        ax.set(title=label, xlabel=xlabel, ylabel="mean score over held-out prompts")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+def record_policies(config, trained: dict[str, tuple], baseline: dict, *, judges: Sequence[str], task: str):
+    """Record each trained policy's held-out reward through `course.results`, with its paired gain's standard
+    error, per-prompt scores, beta, KL to the reference (and its SE) and each judge's paired gain and SE, so
+    that notebook 08 can read preference methods by KL and judge, not by the optimized reward alone.
+
+    `trained`: method -> (`evaluate_policy` result, beta, wall time in s, peak memory in GiB, model). Returns
+    the cost of each run: wall time, peak memory and trainable parameters."""
+    import pandas as pd
+
+    from course import results
+    from ftkit.params import count_parameters
+
+    costs = []
+    for method, (result, beta, wall_time_s, peak_memory_gb, model) in trained.items():
+        count = count_parameters(model)
+        gain, gain_se = paired_gain(result, baseline)
+        judged = {}
+        for judge in judges:
+            judged[f"{judge}_gain"], judged[f"{judge}_gain_se"] = paired_gain(result, baseline, judge=judge)
+        results.record(config, method, task=task, metric="held-out reward", value=result["reward"],
+                       baseline=baseline["reward"], gain_se=gain_se, scores=result["scores"],
+                       trainable_params=count.trainable, total_params=count.total, peak_memory_gb=peak_memory_gb,
+                       wall_time_s=wall_time_s, beta=beta, kl_to_reference=result["kl"], kl_se=result["kl_se"],
+                       **judged)
+        costs.append({"method": method, "wall_time_s": wall_time_s, "peak_memory_gb": peak_memory_gb,
+                      "trainable_params": count.trainable})
+    return pd.DataFrame(costs).set_index("method")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rankings of K completions of one prompt, by a simulated labeller
+# ---------------------------------------------------------------------------------------------------
+
+def ranked_completion_pairs(causal_lm: nn.Module, tokenizer, prompts: Sequence[str], labeller: Callable, *,
+                            k: int, max_new_tokens: int, seed: int = 0) -> tuple[list[dict], int]:
+    """The recipe of InstructGPT's labellers, with `labeller` (a function like a reward function) in their
+    place: sample `k` completions of each prompt, rank them by the labeller's score, and turn each ranking
+    into its k-choose-2 pairs (`prompt`, `chosen`, `rejected` and both scores). Pairs the labeller scores
+    equal carry no preference and are left out; returns the pairs and how many were left out."""
+    if k < 2:
+        raise ValueError(f"k must be at least 2 to rank completions against each other, got {k}.")
+    repeated = [p for p in prompts for _ in range(k)]
+    rollout = sample_responses(causal_lm, tokenizer, repeated, max_new_tokens=max_new_tokens, seed=seed)
+    scores = list(map(float, labeller(rollout.prompts, rollout.responses)))
+    pairs, ties = [], 0
+    for first in range(0, len(repeated), k):
+        group = sorted(zip(scores[first:first + k], rollout.responses[first:first + k]), key=lambda x: -x[0])
+        for i in range(k):
+            for j in range(i + 1, k):
+                if group[i][0] == group[j][0]:
+                    ties += 1
+                    continue
+                pairs.append({"prompt": repeated[first], "chosen": group[i][1], "rejected": group[j][1],
+                              "chosen_score": group[i][0], "rejected_score": group[j][0]})
+    return pairs, ties
+
+
+def agreement(score_fn: Callable, pairs: Sequence[dict]) -> tuple[float, float]:
+    """Share of `pairs` whose chosen completion `score_fn(prompts, completions)` scores above the rejected one,
+    and its standard error. Pairs without a `prompt` (the human sentence pairs) are scored as whole texts
+    after the course's `Movie review:` prompt."""
+    prompts = [p.get("prompt", PROMPT_PREFIX) for p in pairs]
+    space = ["" if "prompt" in p else " " for p in pairs]
+    chosen = score_fn(prompts, [s + p["chosen"] for s, p in zip(space, pairs)])
+    rejected = score_fn(prompts, [s + p["rejected"] for s, p in zip(space, pairs)])
+    agree = [float(c > r) for c, r in zip(chosen, rejected)]
+    return statistics.fmean(agree), _se(agree)
+
+
+def truncation_effect(sentences: Sequence[dict], tokenizer, score_fn: Callable, *, max_new_tokens: int,
+                      n_words: int = 4) -> dict:
+    """What cutting a review at `max_new_tokens` tokens after its opening does to its score: for every human
+    sentence longer than that, the score of the sentence cut there minus the score of the whole sentence,
+    paired. Returns `n` (sentences long enough), `mean_change` and its standard error `change_se`."""
+    from ftkit.evaluate import paired_difference
+
+    prompts, whole, cut = [], [], []
+    for sentence in sentences:
+        words = sentence["text"].split()
+        rest = " " + " ".join(words[n_words:])
+        ids = tokenizer(rest, add_special_tokens=False)["input_ids"]
+        if len(ids) > max_new_tokens:
+            prompts.append(f"{PROMPT_PREFIX} {' '.join(words[:n_words])}")
+            whole.append(rest)
+            cut.append(tokenizer.decode(ids[:max_new_tokens]))
+    if len(prompts) < 2:
+        raise ValueError(f"Only {len(prompts)} sentences run past {max_new_tokens} tokens: give more sentences.")
+    change, se = paired_difference(score_fn(prompts, cut), score_fn(prompts, whole))
+    return {"n": len(prompts), "mean_change": change, "change_se": se}
 
 
 # ---------------------------------------------------------------------------------------------------

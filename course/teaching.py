@@ -44,7 +44,7 @@ NINETY_MINUTES = Plan("90 minutes: LoRA, QLoRA and preferences", 90, (
     Step("05_qlora_llama", "cpu", 15, ("check_nf4_round_trip",),
          focus="NF4 from scratch, double quantization, the memory of a 7B model"),
     Step("07_rlhf", "read", 10, ("check_bradley_terry", "check_dpo_loss"),
-         focus="a reward model from human ratings; PPO's KL penalty; DPO"),
+         focus="a reward model from human ratings; PPO's KL penalty; DPO; reward hacking seen by independent judges"),
     Step("08_choosing_a_method", "cpu", 5, focus="the measured results side by side"),
 ))
 
