@@ -6,13 +6,13 @@ from __future__ import annotations
 from torch import nn
 
 from ftkit.train import TrainResult
-from ftkit.transfer import trainable_count
+from ftkit.params import count_parameters
 
 
 def result_row(variant: str, model: nn.Module, result: TrainResult, accuracy: float, *,
                trainable: int | None = None, **extra) -> dict:
     """A results-table row: variant, trainable parameters, wall time (s), peak memory (GiB), accuracy."""
-    return {"variant": variant, "trainable_params": trainable if trainable is not None else trainable_count(model),
+    return {"variant": variant, "trainable_params": trainable if trainable is not None else count_parameters(model).trainable,
             "wall_time_s": result.wall_time_s, "peak_memory_gb": result.peak_memory_gb,
             "test_accuracy": accuracy, **extra}
 
@@ -76,9 +76,24 @@ def conclusions(table, baseline: float, correct: dict | None = None, tolerance: 
              f"({fastest['wall_time_s']:.0f} s against {best['wall_time_s']:.0f} s) and the one training the fewest "
              f"parameters is {smallest['variant']} ({smallest['trainable_params']:,}).",
              f"The cheapest run overall, {cheapest['variant']}, took {cheapest['wall_time_s']:.0f} s and reached "
-             f"{cheapest['test_accuracy']:.1%}: {(best['test_accuracy'] - cheapest['test_accuracy']) * 100:.1f} points "
-             f"below the best."]
+             f"{cheapest['test_accuracy']:.1%}: " + _below_best(cheapest, best, correct, tolerance) + "."]
     return lines
+
+
+def _below_best(row, best, correct: dict, tolerance: float) -> str:
+    """How far `row` is below the best: the paired gap with its standard error and a tie called a tie where both
+    have per-sentence scores, else the difference in points (a tie within `tolerance`)."""
+    from course.gaps import gap_phrase, is_tie
+    from ftkit.evaluate import paired_difference
+
+    if row["variant"] == best["variant"]:
+        return "it is the best"
+    if row["variant"] in correct and best["variant"] in correct:
+        gap, se = paired_difference(correct[row["variant"]], correct[best["variant"]])
+        reading = "a tie with the best" if is_tie(gap, se) else "below the best"
+        return f"{gap_phrase(gap, se, len(correct[row['variant']]))} against the best, {reading}"
+    points = (best["test_accuracy"] - row["test_accuracy"]) * 100
+    return f"{points:.1f} points below the best" + (" (a tie within the tolerance)" if points <= tolerance * 100 else "")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -25,11 +25,6 @@ from ftkit.train import TrainResult, model_loss, train
 # Freezing
 # ---------------------------------------------------------------------------------------------------
 
-def trainable_count(model: nn.Module) -> int:
-    """Number of parameters with requires_grad (`ftkit.params.count_parameters(model).trainable`)."""
-    return count_parameters(model).trainable
-
-
 def freeze_all_but_top(model: nn.Module, k: int) -> int:
     """Freeze the pretrained encoder except its top `k` blocks; the head always trains.
 
@@ -41,11 +36,11 @@ def freeze_all_but_top(model: nn.Module, k: int) -> int:
     n_blocks = len(groups) - 2
     if k == "all" or (isinstance(k, int) and k > n_blocks):
         model.requires_grad_(True)
-        return trainable_count(model)
+        return count_parameters(model).trainable
     if not isinstance(k, int) or k < 0:
         raise ValueError(f"k must be a number of blocks 0 .. {n_blocks}, or 'all', got {k!r}.")
     gradual_unfreezing(model, k)  # the head plus the top k blocks
-    return trainable_count(model)
+    return count_parameters(model).trainable
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import torch
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 from ftkit.transfer import (apply_gradient_masks, distilbert_head, encoder_features, fine_tune, freeze_all_but_top,
-                            importance_scores, mask_share_by_group, top_fraction_masks, trainable_count)
+                            importance_scores, mask_share_by_group, top_fraction_masks)
+from ftkit.params import count_parameters
 
 
 def tiny_classifier(layers=3, seed=0):
@@ -111,7 +112,7 @@ def test_gradual_fine_tuning_trains_every_group_by_the_end():
                        evaluate=lambda m: {"accuracy": 0.5})
     assert result.steps == 10 and [s for s, _ in result.losses] == list(range(1, 11))
     assert result.evaluations == [{"step": 10, "accuracy": 0.5}]
-    assert trainable_count(model) == sum(p.numel() for p in model.parameters())
+    assert count_parameters(model).trainable == sum(p.numel() for p in model.parameters())
     assert not torch.equal(model.distilbert.embeddings.word_embeddings.weight, embeddings_before)
 
 

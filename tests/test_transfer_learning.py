@@ -36,8 +36,9 @@ def test_with_per_sentence_scores_near_the_best_means_tied_with_it():
     ])
     # 20 sentences: top 2 misses one more than full (a tie, 5 points apart); head misses ten more (clear).
     correct = {"full": [1] * 15 + [0] * 5, "top 2": [1] * 14 + [0] * 6, "head": [1] * 5 + [0] * 15}
-    _, near, _ = conclusions(table, baseline=0.5, correct=correct)
+    _, near, cheapest = conclusions(table, baseline=0.5, correct=correct)
     assert near.startswith("Tied with it (a paired gap within two standard errors), the fastest is top 2")
+    assert cheapest.endswith("-50.0 ± 11.5 points over n=20 (-4.4 SE) against the best, below the best.")
     _, near_by_points, _ = conclusions(table, baseline=0.5)
     assert "the fastest is full" in near_by_points  # without scores, 5 points is more than the 1-point tolerance
 
