@@ -148,7 +148,7 @@ def describe_merge(outcome: dict, label: str) -> str:
                "keeps only part of what the adapter learned")
     return (f"The adapter moves the logits by {outcome['adapter_change']:.3f} on average. Merged into {label}, the model "
             f"lands {outcome['to_trained']:.3f} from the trained model and {outcome['to_base']:.3f} from the untrained "
-            f"base: it keeps {max(kept, 0.0):.0%} of the adapter's change, so the merge {verdict}.")
+            f"base: it keeps {max(kept, 0.0) or 0.0:.0%} of the adapter's change, so the merge {verdict}.")
 
 
 # ---------------------------------------------------------------------------------------------------
