@@ -15,8 +15,9 @@ import functools
 
 import pandas as pd
 
-from course.gaps import gap_phrase, relation
+from course.gaps import gap_phrase, is_tie, relation
 from course.results import MEMORY_MEASURE, RECORDED_DIR, load_scores
+from course.rlhf import JUDGES as JUDGE_NAMES  # notebook 07's judges: column -> name in words
 
 # (family, words that identify it in a recorded method name), checked in this order.
 FAMILIES = (
@@ -63,6 +64,9 @@ def course_table(records: pd.DataFrame) -> pd.DataFrame:
             table[column] = None
     columns = ["notebook", "family", "method", "task", "metric", "baseline", "value", "gain", "n_eval", "gain_se",
                "trainable_params", "share_%", "peak_memory_gb", "wall_time_s", "profile", "hardware"]
+    # Preference runs also carry their KL and the judges' gains (notebook 07): kept for the guide.
+    columns += [c for c in ("beta", "kl_to_reference", "kl_se", *(f"{j}{s}" for j in JUDGE_NAMES for s in ("_gain", "_gain_se")))
+                if c in table]
     return table[columns].reset_index(drop=True)
 
 
@@ -160,6 +164,37 @@ def _versus(mine, theirs, scores_dir) -> str:
     return f"{relation(gap[0], gap[1])} {theirs['family']} ({numbers})"
 
 
+def preference_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Preference-tuned policies as notebook 07 measured them: beta, the KL to the reference each reached, the
+    paired gain of the reward it optimized and of each judge it never optimized (notebook 07's VADER and second
+    reward model), each with its standard error, over `n_eval` held-out prompts. A higher reward alone says
+    little: where the judges do not rise with it, the policy found what only its reward model likes."""
+    rows = records[records["method"].map(method_family) == "preference tuning"]
+    if rows.empty or "kl_to_reference" not in rows:
+        return pd.DataFrame()
+    table = pd.DataFrame({"method": rows["method"], "beta": rows.get("beta"), "KL": rows["kl_to_reference"],
+                          "KL_se": rows.get("kl_se"), "reward_gain": rows["value"] - rows["baseline"],
+                          "reward_gain_se": rows["gain_se"]})
+    for judge in JUDGE_NAMES:
+        for suffix in ("_gain", "_gain_se"):
+            table[judge + suffix] = rows.get(judge + suffix)
+    table["n_eval"] = rows["n_eval"]
+    return table.reset_index(drop=True)
+
+
+def _judged(row) -> str:
+    """`, KL 7.1 nats; VADER +0.21 ± 0.05, ...`: a preference run's KL and judges' gains, '' for other runs."""
+    if pd.isna(row.get("kl_to_reference", float("nan"))):
+        return ""
+    judges = []
+    for judge, words in JUDGE_NAMES.items():
+        gain, se = row.get(f"{judge}_gain", float("nan")), row.get(f"{judge}_gain_se", float("nan"))
+        if pd.notna(gain):
+            moved = "no change" if is_tie(gain, se) else ("up" if gain > 0 else "down")
+            judges.append(f"{words} {moved} ({gap_phrase(gain, se, int(row['n_eval']), scale=1, unit='', digits=2)})")
+    return f", KL {row['kl_to_reference']:.2f} nats" + (f"; judges never optimized: {', '.join(judges)}" if judges else "")
+
+
 def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame, scores_dir=RECORDED_DIR) -> str:
     """Markdown: for each family, what the course measured (its best run per task, with share, time and
     memory), how it fared against other families on the same task (ties called ties: `course.gaps`), and
@@ -176,6 +211,7 @@ def decision_guide(table: pd.DataFrame, memory_table: pd.DataFrame, scores_dir=R
             + (f", {r['share_%']:.3g}% of parameters" if pd.notna(r["share_%"]) and r["share_%"] < 100 else "")
             + (f", {r.wall_time_s:.0f} s" if pd.notna(r.wall_time_s) else "")
             + (f", {r.peak_memory_gb:.1f} GiB" if pd.notna(r.peak_memory_gb) else "")
+            + _judged(r)
             for _, r in best.iterrows())
         versus = []
         for task, group in pairs[pairs["family"] != family].groupby("task"):

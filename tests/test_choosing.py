@@ -109,3 +109,33 @@ def test_memory_plans_add_up_and_say_what_fits(monkeypatch):
     assert "Llama-2-7B" in ax.get_title() and "4096" in ax.get_title() and "GiB" in ax.get_xlabel()
     assert any("does not fit" in t.get_text() for t in ax.texts)
     plt.close(plt.gcf())
+
+
+def preference_records() -> pd.DataFrame:
+    base = {"notebook": "07_rlhf", "task": "reviews", "metric": "held-out reward", "baseline": 2.0, "n_eval": 64,
+            "trainable_params": 10, "total_params": 1000, "peak_memory_gb": 1.0, "memory_measure": "run",
+            "wall_time_s": 5.0, "profile": "cpu", "hardware": "test"}
+    return pd.DataFrame([
+        {**base, "method": "PPO (ftkit)", "value": 5.0, "gain_se": 0.3, "beta": 0.05, "kl_to_reference": 9.0,
+         "kl_se": 0.5, "vader_gain": 0.02, "vader_gain_se": 0.03, "second_rm_gain": 1.0, "second_rm_gain_se": 0.2},
+        {**base, "method": "DPO (trl), beta 0.1", "value": 2.5, "gain_se": 0.1, "beta": 0.1, "kl_to_reference": 0.5,
+         "kl_se": 0.05, "vader_gain": 0.1, "vader_gain_se": 0.02, "second_rm_gain": 0.3, "second_rm_gain_se": 0.1},
+        {**records().iloc[0].to_dict()},
+    ])
+
+
+def test_preference_methods_are_read_with_their_kl_and_judges():
+    table = choosing.preference_table(preference_records())
+    assert list(table["method"]) == ["PPO (ftkit)", "DPO (trl), beta 0.1"]
+    assert table.loc[0, "reward_gain"] == pytest.approx(3.0) and table.loc[0, "KL"] == 9.0
+    assert table.loc[1, "vader_gain"] == pytest.approx(0.1) and table.loc[1, "n_eval"] == 64
+    assert choosing.preference_table(records()).empty  # no preference runs recorded
+
+
+def test_the_guide_gives_a_preference_run_its_kl_and_judges(tmp_path):
+    table = choosing.course_table(preference_records())
+    guide = choosing.decision_guide(table, choosing.memory_by_scale(), scores_dir=tmp_path)
+    line = next(line for line in guide.splitlines() if "preference tuning" in line)
+    assert "KL 9.00 nats" in line and "VADER no change (+0.02 ± 0.03 over n=64 (+0.7 SE))" in line
+    assert "second reward model up (+1.00" in line
+    assert "KL" not in next(line for line in guide.splitlines() if "full fine-tuning" in line)
