@@ -392,7 +392,10 @@ def ranked_completion_pairs(causal_lm: nn.Module, tokenizer, prompts: Sequence[s
 def agreement(score_fn: Callable, pairs: Sequence[dict]) -> tuple[float, float]:
     """Share of `pairs` whose chosen completion `score_fn(prompts, completions)` scores above the rejected one,
     and its standard error. Pairs without a `prompt` (the human sentence pairs) are scored as whole texts
-    after the course's `Movie review:` prompt."""
+    after the course's `Movie review:` prompt. With no pairs (a labeller that scored every completion the
+    same) there is nothing to agree on: NaN for both."""
+    if not pairs:
+        return float("nan"), float("nan")
     prompts = [p.get("prompt", PROMPT_PREFIX) for p in pairs]
     space = ["" if "prompt" in p else " " for p in pairs]
     chosen = score_fn(prompts, [s + p["chosen"] for s, p in zip(space, pairs)])

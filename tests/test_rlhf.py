@@ -237,6 +237,7 @@ def test_agreement_counts_pairs_the_scorer_orders_as_the_labeller_did():
     assert share == 0.5 and se == pytest.approx(0.5)
     human = [{"chosen": "good", "rejected": "bad", "chosen_mean": 2, "rejected_mean": -2}]
     assert rlhf.agreement(lambda p, r: [float("good" in x) for x in r], human)[0] == 1.0
+    assert all(math.isnan(x) for x in rlhf.agreement(lambda p, r: [0.0] * len(r), []))
 
 
 def test_truncation_effect_pairs_cut_and_whole_sentences():
