@@ -15,7 +15,7 @@ import functools
 
 import pandas as pd
 
-from course.gaps import gap_phrase, is_tie, relation
+from course.gaps import gap_phrase, movement, relation
 from course.results import MEMORY_MEASURE, RECORDED_DIR, load_scores
 from course.rlhf import JUDGES as JUDGE_NAMES  # notebook 07's judges: column -> name in words
 
@@ -190,7 +190,7 @@ def _judged(row) -> str:
     for judge, words in JUDGE_NAMES.items():
         gain, se = row.get(f"{judge}_gain", float("nan")), row.get(f"{judge}_gain_se", float("nan"))
         if pd.notna(gain):
-            moved = "no change" if is_tie(gain, se) else ("up" if gain > 0 else "down")
+            moved = movement(gain, se)
             judges.append(f"{words} {moved} ({gap_phrase(gain, se, int(row['n_eval']), scale=1, unit='', digits=2)})")
     return f", KL {row['kl_to_reference']:.2f} nats" + (f"; judges never optimized: {', '.join(judges)}" if judges else "")
 

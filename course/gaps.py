@@ -34,6 +34,13 @@ def relation(difference: float, se: float, *, higher_is_better: bool = True) -> 
     return "beats" if (difference > 0) == higher_is_better else "trails"
 
 
+def movement(change: float, se: float) -> str:
+    """`no change`, `up` or `down`: what a paired change over a baseline says, a tie within two standard errors."""
+    if is_tie(change, se):
+        return "no change"
+    return "up" if change > 0 else "down"
+
+
 def verdict(first: str, second: str, difference: float, se: float, n: int, *, higher_is_better: bool = True,
             **phrase) -> str:
     """One sentence comparing `first` with `second` from the paired gap `first - second`: which is better,

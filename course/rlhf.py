@@ -216,10 +216,8 @@ def describe_frontier(table, judges: dict[str, str]) -> str:
     """Sentences, one per policy in a `frontier_table`, that say what its reward gain and each judge's gain
     show (a gain within two standard errors is no change), and where the reward rose while a judge did not:
     the mark of reward hacking. `judges` maps a judge's column to its name in words."""
-    from course.gaps import TIE_WITHIN_SE, gap_phrase, is_tie
-
-    def move(gain: float, se: float) -> str:
-        return "no change" if is_tie(gain, se) else ("up" if gain > 0 else "down")
+    from course.gaps import TIE_WITHIN_SE, gap_phrase
+    from course.gaps import movement as move
 
     lines = []
     for _, row in table.iterrows():
@@ -232,7 +230,7 @@ def describe_frontier(table, judges: dict[str, str]) -> str:
             parts.append(f"{words} {word} ({gap_phrase(row[f'{column}_gain'], row[f'{column}_gain_se'], n, scale=1, unit='', digits=2)})")
             if word != "up":
                 parted.append(words)
-        rose = not is_tie(row["reward_gain"], row["reward_gain_se"]) and row["reward_gain"] > 0
+        rose = move(row["reward_gain"], row["reward_gain_se"]) == "up"
         verdict = (f". The reward rose and {' and '.join(parted)} did not: by "
                    f"{'that judge' if len(parted) == 1 else 'those judges'} the gain is the reward model's alone"
                    if rose and parted else "")

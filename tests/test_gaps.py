@@ -26,3 +26,10 @@ def test_the_table_against_a_reference_pairs_every_entry_with_it():
     assert table.loc["all right", "gap vs full"] == 50 and table.loc["all right", "verdict"] == "better"
     assert table.loc["one more", "verdict"] == "tie"  # one sentence of eight is within noise
     assert (table["n"] == 8).all()
+
+
+def test_movement_calls_a_change_within_two_standard_errors_no_change():
+    from course.gaps import movement
+
+    assert movement(0.3, 0.2) == "no change"
+    assert movement(0.5, 0.2) == "up" and movement(-0.5, 0.2) == "down"
