@@ -59,11 +59,11 @@ def course_table(records: pd.DataFrame) -> pd.DataFrame:
     table["share_%"] = 100 * table["trainable_params"] / table["total_params"]
     # A whole-process peak (records from before the per-run measure) does not compare with a run's own.
     table["peak_memory_gb"] = table["peak_memory_gb"].where(table["memory_measure"] == MEMORY_MEASURE)
-    for column in ("n_eval", "gain_se"):  # absent from records made before they were kept
+    for column in ("n_eval", "gain_se", "scores_unit"):  # absent from records made before they were kept
         if column not in table:
             table[column] = None
     columns = ["notebook", "family", "method", "task", "metric", "baseline", "value", "gain", "n_eval", "gain_se",
-               "trainable_params", "share_%", "peak_memory_gb", "wall_time_s", "profile", "hardware"]
+               "scores_unit", "trainable_params", "share_%", "peak_memory_gb", "wall_time_s", "profile", "hardware"]
     # Preference runs also carry their KL and the judges' gains (notebook 07): kept for the guide.
     columns += [c for c in ("beta", "kl_to_reference", "kl_se", *(f"{j}{s}" for j in JUDGE_NAMES for s in ("_gain", "_gain_se")))
                 if c in table]
@@ -91,8 +91,9 @@ def head_to_head(table: pd.DataFrame) -> pd.DataFrame:
 
 def paired_gap(first, second, scores_dir=RECORDED_DIR) -> tuple[float, float, int] | None:
     """`(gap, standard error, n)` of `first` over `second` (two `course_table` rows), signed so that positive
-    means `first` is better, from the per-example scores both records kept; None unless one notebook measured
-    both on the same examples (another notebook's run differs in model, data or budget)."""
+    means `first` is better, from the per-example scores both records kept, in their unit (`gap_unit`); None
+    unless one notebook measured both on the same examples (another notebook's run differs in model, data or
+    budget)."""
     from ftkit.evaluate import paired_difference
 
     if first["notebook"] != second["notebook"] or first["task"] != second["task"]:
@@ -103,6 +104,13 @@ def paired_gap(first, second, scores_dir=RECORDED_DIR) -> tuple[float, float, in
     gap, se = paired_difference(a, b)
     lower = any(word in first["metric"] for word in LOWER_IS_BETTER)
     return (-gap if lower else gap), se, len(a)
+
+
+def gap_unit(row) -> str:
+    """The unit `paired_gap` reads a row's scores in: its `scores_unit` where recorded (a perplexity's scores
+    are per-block losses), else its metric's own."""
+    unit = row.get("scores_unit")
+    return unit if isinstance(unit, str) and unit else row["metric"]
 
 
 def memory_by_scale(scales=SCALES, gpus=GUIDE_GPUS, **settings) -> pd.DataFrame:
@@ -136,6 +144,7 @@ def cheapest_good_enough(table: pd.DataFrame, keep: float = 0.9, scores_dir=RECO
         rows.append({"task": task, "metric": best["metric"], "best": best["method"], "best_gain": best["gain"],
                      "cheapest_keeping_most": cheapest["method"], "its_gain": cheapest["gain"],
                      "gap_to_best": gap[0] if gap else None, "gap_se": gap[1] if gap else None,
+                     "gap_unit": gap_unit(best) if gap else None,
                      "its_share_%": cheapest["share_%"], "best_share_%": best["share_%"]})
     return pd.DataFrame(rows)
 
@@ -159,7 +168,7 @@ def _versus(mine, theirs, scores_dir) -> str:
         return (f"against {theirs['family']}, no paired standard error (not measured on the same examples), "
                 "so no ranking")
     share = "accuracy" in mine["metric"] or "share" in mine["metric"]
-    numbers = gap_phrase(*gap, scale=100 if share else 1, unit="points" if share else mine["metric"],
+    numbers = gap_phrase(*gap, scale=100 if share else 1, unit="points" if share else gap_unit(mine),
                          digits=1 if share else 3)
     return f"{relation(gap[0], gap[1])} {theirs['family']} ({numbers})"
 

@@ -86,15 +86,20 @@ def stand_in_notice(wanted: str, shown: str) -> str:
 def record(config, method: str, *, task: str, metric: str, value: float, baseline: float | None = None,
            trainable_params: int | None = None, total_params: int | None = None,
            peak_memory_gb: float | None = None, wall_time_s: float | None = None, n_eval: int | None = None,
-           gain_se: float | None = None, scores=None, **extra) -> dict:
+           gain_se: float | None = None, scores=None, scores_unit: str | None = None, **extra) -> dict:
     """Write one headline figure of `config.notebook` (a `course.config.RunConfig`) and return the record.
 
     `value` is the quality metric named by `metric` after training, `baseline` the same metric before,
     `n_eval` the number of examples both were measured on and `gain_se` the paired standard error of
     `value - baseline` (`ftkit.evaluate.paired_difference`). `scores` are the per-example values behind
     `value`, in the evaluation set's order: they are kept in `scores/<notebook>.json` and give `n_eval` when
-    it is not passed. Extra keyword arguments are stored too (numbers or short strings).
+    it is not passed. `scores_unit` names their unit where it is not the metric's own: a perplexity is the
+    exponential of the mean per-block loss, so its scores are losses in "nats per token", and pairwise gaps
+    between such records are read in that unit. Extra keyword arguments are stored too (numbers or short
+    strings).
     """
+    if scores_unit is not None and scores is None:
+        raise ValueError("scores_unit was given without scores: pass the per-example scores it describes.")
     if scores is not None:
         scores = [x if isinstance(x, int) else float(x) for x in scores]  # 0/1 stay short in the file
         n_eval = len(scores) if n_eval is None else n_eval
@@ -109,6 +114,8 @@ def record(config, method: str, *, task: str, metric: str, value: float, baselin
         "models": config.models, "hardware": config.hardware,
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
     }
+    if scores_unit is not None:
+        entry["scores_unit"] = scores_unit
     path = results_dir() / f"{config.notebook}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     records = json.loads(path.read_text())["records"] if path.exists() else []

@@ -1,7 +1,7 @@
 """Notebook 01's helpers around `ftkit.causal_lm`: the objective shown as a table, held-out text cleaned of
 long runs it shares with the training text, held-out blocks drawn for the budget, perplexity before and after
-as a table and in words, a change in loss read against its paired standard error (forgetting), and the LoRA
-wrapper that compares LoRA with full fine-tuning.
+as a table and in words, a change in loss read against its paired standard error (forgetting), the fields a
+perplexity record keeps to be paired later, and the LoRA wrapper that compares LoRA with full fine-tuning.
 """
 from __future__ import annotations
 
@@ -95,6 +95,16 @@ def describe_loss_change(name: str, before: list[float], after: list[float]) -> 
     reading = ("within two standard errors: no change this many blocks can tell from chance" if is_tie(change, se)
                else "a rise beyond two standard errors" if change > 0 else "a fall beyond two standard errors")
     return f"{name}: loss {gap_phrase(change, se, len(before), scale=1, unit='nats per token', digits=3)}, {reading}"
+
+
+def paired_loss_fields(after: list[float], before: list[float]) -> dict:
+    """What a perplexity record keeps so that runs on the same blocks pair up later (`course.results.record`):
+    the per-block losses after training as its `scores`, in nats per token (a perplexity is the exponential
+    of their mean), and their paired change from `before` with its standard error."""
+    from ftkit.evaluate import paired_difference
+
+    change, se = paired_difference(after, before)
+    return {"scores": after, "scores_unit": "nats per token", "loss_change": change, "loss_change_se": se}
 
 
 def with_lora(model, r: int = 16, alpha: int = 32, dropout: float = 0.0,

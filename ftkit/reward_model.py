@@ -8,6 +8,7 @@ Each pair is a dict with a `chosen` and a `rejected` text (the one people prefer
     batches     the chosen texts, then the rejected, in one batch                       `pair_loader`
     training    a `loss_fn` for `ftkit.train.train`                                     `pairwise_loss`
     scoring     one score per text                                                      `score_texts`
+    per pair    1 where the model ranks a pair as people ranked it, else 0              `pairwise_correct`
     accuracy    share of pairs the model ranks as people ranked them                    `pairwise_accuracy`
 """
 from __future__ import annotations
@@ -74,8 +75,15 @@ def score_texts(reward_model: nn.Module, tokenizer, texts: Sequence[str], *, bat
     return torch.cat(scores)
 
 
-def pairwise_accuracy(reward_model: nn.Module, tokenizer, pairs: Sequence[dict], max_length: int = 64) -> float:
-    """Share of pairs (0..1) where the reward model scores the human-chosen text higher."""
+def pairwise_correct(reward_model: nn.Module, tokenizer, pairs: Sequence[dict], max_length: int = 64) -> list[int]:
+    """1 for each pair where the reward model scores the human-chosen text higher, else 0 (a tie counts as
+    wrong), in order. Two reward models' lists on the same pairs pair up (`evaluate.paired_difference`)."""
     chosen = score_texts(reward_model, tokenizer, [p["chosen"] for p in pairs], max_length=max_length)
     rejected = score_texts(reward_model, tokenizer, [p["rejected"] for p in pairs], max_length=max_length)
-    return (chosen > rejected).float().mean().item()
+    return (chosen > rejected).int().tolist()
+
+
+def pairwise_accuracy(reward_model: nn.Module, tokenizer, pairs: Sequence[dict], max_length: int = 64) -> float:
+    """Share of pairs (0..1) where the reward model scores the human-chosen text higher."""
+    correct = pairwise_correct(reward_model, tokenizer, pairs, max_length)
+    return sum(correct) / len(correct)

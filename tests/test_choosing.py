@@ -139,3 +139,19 @@ def test_the_guide_gives_a_preference_run_its_kl_and_judges(tmp_path):
     assert "KL 9.00 nats" in line and "VADER no change (+0.02 ± 0.03 over n=64 (+0.7 SE))" in line
     assert "second reward model up (+1.00" in line
     assert "KL" not in next(line for line in guide.splitlines() if "full fine-tuning" in line)
+
+
+def test_a_perplexity_is_paired_by_its_per_block_losses_in_their_own_unit(tmp_path, monkeypatch):
+    # Perplexity is exp(mean loss): its per-example scores are losses, and the guide words the gap in nats.
+    folder = keep_scores(tmp_path, monkeypatch, {"full fine-tuning": [2.0, 2.1, 2.2, 2.3], "LoRA r=8": [2.5, 2.5, 2.6, 2.8]})
+    rows = pd.DataFrame([
+        dict(notebook="nb", method=m, task="sentiment", metric="held-out perplexity", value=v, baseline=20.0,
+             n_eval=4, gain_se=None, scores_unit="nats per token", trainable_params=t, total_params=100,
+             peak_memory_gb=None, memory_measure=None, wall_time_s=None, profile="cpu", hardware="cpu")
+        for m, v, t in (("full fine-tuning", 9.0, 100), ("LoRA r=8", 14.0, 1))])
+    table = choosing.course_table(rows)
+    lora, full = (table[table["method"] == m].iloc[0] for m in ("LoRA r=8", "full fine-tuning"))
+    gap, se, n = choosing.paired_gap(lora, full, folder)
+    assert gap == pytest.approx(-0.45) and n == 4  # LoRA's losses are higher: negative, as lower is better
+    assert choosing.gap_unit(lora) == "nats per token"
+    assert "nats per token" in choosing._versus(lora, full, folder) and "perplexity" not in choosing._versus(lora, full, folder)

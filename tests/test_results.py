@@ -61,3 +61,14 @@ def test_a_sample_size_that_disagrees_with_the_scores_is_an_error():
 
     with pytest.raises(ValueError, match="n_eval=5 but 4 per-example scores"):
         results.record(fake_run(), "lora", task="t", metric="accuracy", value=0.5, n_eval=5, scores=[1, 0, 1, 1])
+
+
+def test_a_unit_for_scores_is_kept_and_needs_the_scores(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("FTKIT_RESULTS", str(tmp_path))
+    entry = results.record(fake_run(), "full", task="docs", metric="held-out perplexity", value=15.0, baseline=25.0,
+                           scores=[2.7, 2.8], scores_unit="nats per token")
+    assert entry["scores_unit"] == "nats per token" and entry["n_eval"] == 2
+    with pytest.raises(ValueError, match="scores_unit was given without scores"):
+        results.record(fake_run(), "full", task="docs", metric="held-out perplexity", value=15.0, scores_unit="nats")

@@ -38,3 +38,5 @@ def test_pairwise_loss_trains_a_reward_model_to_prefer_the_chosen_text():
     loader = reward_model.pair_loader(pairs, tokenizer, batch_size=4, max_length=16)
     train(model, loader, steps=30, lr=3e-3, loss_fn=reward_model.pairwise_loss, desc="test")
     assert reward_model.pairwise_accuracy(model, tokenizer, pairs[:2], max_length=16) == 1.0
+    swapped = [{"chosen": p["rejected"], "rejected": p["chosen"]} for p in pairs[:2]]
+    assert reward_model.pairwise_correct(model, tokenizer, pairs[:2] + swapped, max_length=16) == [1, 1, 0, 0]

@@ -86,3 +86,13 @@ def test_a_loss_change_is_read_against_its_paired_standard_error():
     assert describe_loss_change("docs", before, [b - 0.5 for b in before]).endswith("a fall beyond two standard errors")
     noisy = describe_loss_change("docs", before, [2.1, 2.4, 3.1, 2.1])
     assert noisy.startswith("docs: loss +0.000 ± 0.058 nats per token over n=4") and "no change this many" in noisy
+
+
+def test_a_perplexity_record_keeps_its_block_losses_and_their_paired_change():
+    import pytest
+    from course.self_supervised import paired_loss_fields
+
+    fields = paired_loss_fields([2.0, 2.5, 3.0], [2.5, 2.5, 3.5])
+    assert fields["scores"] == [2.0, 2.5, 3.0] and fields["scores_unit"] == "nats per token"
+    assert fields["loss_change"] == pytest.approx(-1 / 3)
+    assert fields["loss_change_se"] == pytest.approx(1 / 6)  # differences -0.5, 0, -0.5: sd sqrt(1/12), n=3
