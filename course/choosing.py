@@ -16,8 +16,7 @@ import functools
 import pandas as pd
 
 from course.gaps import gap_phrase, movement, relation
-from course.results import MEMORY_MEASURE, RECORDED_DIR, load_scores
-from course.rlhf import JUDGES as JUDGE_NAMES  # notebook 07's judges: column -> name in words
+from course.results import MEMORY_MEASURE, PREFERENCE_JUDGES as JUDGE_NAMES, RECORDED_DIR, load_scores
 
 # (family, words that identify it in a recorded method name), checked in this order.
 FAMILIES = (

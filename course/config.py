@@ -261,7 +261,7 @@ def seed_everything(seed: int) -> None:
 
 def device_name() -> str:
     """`cuda` when a GPU is present, else `cpu`: where models and batches go."""
-    from course.models import default_device
+    from ftkit.precision import default_device
 
     return default_device()
 

@@ -2,13 +2,15 @@
 
 `available_memory_gb` reads the free GPU memory or the available RAM, capped by the course's
 `FTKIT_MEMORY_GB` setting (rehearse on a large machine what a 16 GB T4 does); `check_fits_for_loading`
-refuses a model whose weights would not fit (`course.models.load_causal_lm` calls it) and
-`fits_for_loading` asks the same question of a course model's name. The training-memory estimates
-themselves are `ftkit.memory`.
+refuses a model whose weights would not fit (`course.models.load_causal_lm` calls it, and
+`course.models.fits_for_loading` asks the same question of a course model's name). It reads model folders,
+never course names, so it sits below `course.models`. The training-memory estimates themselves are
+`ftkit.memory`.
 """
 from __future__ import annotations
 
 from ftkit.memory import GIB, model_weights_gb
+from ftkit.precision import default_device
 
 
 def available_memory_gb(device: str = "cpu") -> float:
@@ -45,19 +47,6 @@ def weights_gb(where, dtype) -> tuple[int, float]:
     return n_params, n_params * torch.finfo(dtype).bits / 8 / GIB
 
 
-def fits_for_loading(name: str, dtype, device: str | None = None, share: float = 1.0) -> bool:
-    """Whether `name`'s weights in `dtype` fit in `share` of the memory free on `device` now.
-
-    `share=0.5` asks whether a full-precision copy fits with room left for a second model and training.
-    """
-    import torch
-
-    from course.models import default_device, resolve_model_path
-
-    device = torch.device(device or default_device()).type
-    return weights_gb(resolve_model_path(name, "causal_lm", name), dtype)[1] <= share * available_memory_gb(device)
-
-
 def check_fits_for_loading(where, dtype, device: str | None = None) -> None:
     """Raise a MemoryError that says how much is needed when a model's weights will not fit on `device`
     (default: the GPU when there is one, else the CPU).
@@ -65,8 +54,6 @@ def check_fits_for_loading(where, dtype, device: str | None = None) -> None:
     Counts the parameters on the meta device from the model's config (no weights are read).
     """
     import torch
-
-    from course.models import default_device
 
     n_params, needed = weights_gb(where, dtype)
     device = torch.device(device or default_device()).type

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import torch
 
+from course.config import MODEL_NAMES, model_source
+from course.loading_memory import available_memory_gb, check_fits_for_loading, weights_gb
+from ftkit.precision import default_device
+
 SMOLLM2 = "smollm2-135m-instruct"
 MINILM_DISTILBERT = "minilm-l6-as-distilbert"
 PACKAGED_MODELS = {
@@ -141,8 +145,6 @@ def _looks_like_a_path(name: str) -> bool:
 def resolve_model_path(name: str, role: str, packaged_alternative: str) -> str | Path:
     """Where to load `name` from: a packaged name becomes its cached folder, a folder stays itself, and a Hub id
     offline is an error that names the packaged alternative."""
-    from course.config import MODEL_NAMES, model_source
-
     if name in PACKAGED_MODELS:
         folder = cache_dir() / "models" / name
         if not (folder / "model.safetensors").exists():
@@ -162,11 +164,6 @@ def resolve_model_path(name: str, role: str, packaged_alternative: str) -> str |
             f"(`{role}` offline: {MODEL_NAMES.get(role, {}).get('offline', packaged_alternative)}), "
             "or set FTKIT_MODELS=hub on a machine that reaches the Hub.")
     return name
-
-
-def default_device() -> str:
-    """Where the course's models run unless told otherwise: `cuda` when a GPU is present, else `cpu`."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _placed(model, device: str | None, kwargs: dict):
@@ -254,8 +251,6 @@ def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, devi
     """
     from transformers import AutoModelForCausalLM
 
-    from course.loading_memory import check_fits_for_loading
-
     where = resolve_model_path(name, "causal_lm", SMOLLM2)
     if "quantization_config" not in kwargs:
         check_fits_for_loading(where, dtype, device or default_device())
@@ -263,6 +258,15 @@ def load_causal_lm(name: str = SMOLLM2, dtype: torch.dtype = torch.float32, devi
     kwargs = _placement(device, kwargs)
     model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, use_safetensors=True, **kwargs)
     return _placed(model, device, kwargs), tokenizer
+
+
+def fits_for_loading(name: str, dtype, device: str | None = None, share: float = 1.0) -> bool:
+    """Whether the course model `name`'s weights in `dtype` fit in `share` of the memory free on `device` now.
+
+    `share=0.5` asks whether a full-precision copy fits with room left for a second model and training.
+    """
+    device = torch.device(device or default_device()).type
+    return weights_gb(resolve_model_path(name, "causal_lm", name), dtype)[1] <= share * available_memory_gb(device)
 
 
 def load_sequence_classifier(name: str = MINILM_DISTILBERT, num_labels: int = 2, seed: int = 0,

@@ -23,6 +23,9 @@ FIELDS = ("notebook", "method", "task", "metric", "value", "baseline", "n_eval",
 # How `peak_memory_gb` was measured: "run" is ftkit.train.PeakMemory's per-run figure (the trained model's
 # weights plus what the run added). Records without it hold the whole process's peak, from before that measure.
 MEMORY_MEASURE = "run"
+# The judges notebook 07 scores its policies with and never optimizes: a preference record keeps
+# `<column>_gain` and `<column>_gain_se` for each (column -> name in words). Notebook 08 reads the same names.
+PREFERENCE_JUDGES = {"second_rm": "the second reward model", "vader": "VADER"}
 
 
 def results_dir() -> Path:

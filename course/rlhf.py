@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from course import results
 from ftkit.evaluate import evaluation_mode
 from ftkit.ppo import per_token_kl, response_logprobs, sample_responses
 from ftkit.reward_model import score_texts
@@ -290,7 +291,7 @@ def train_ppo_with_checkpoints(policy, tokenizer, prompts: Sequence[str], reward
     return run, evaluations
 
 
-JUDGES = {"second_rm": "the second reward model", "vader": "VADER"}  # column -> name in words
+JUDGES = results.PREFERENCE_JUDGES  # column -> name in words
 
 
 def generations_table(prompts: Sequence[str], evaluations: dict[str, dict], n: int, judges: Sequence[str] = ()):
@@ -339,7 +340,6 @@ def record_policies(config, trained: dict[str, tuple], baseline: dict, *, judges
     the cost of each run: wall time, peak memory and trainable parameters."""
     import pandas as pd
 
-    from course import results
     from ftkit.params import count_parameters
 
     costs = []

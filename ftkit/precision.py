@@ -74,6 +74,11 @@ class Precision:
                                   bnb_4bit_use_double_quant=double_quant, bnb_4bit_compute_dtype=self.compute_dtype)
 
 
+def default_device() -> str:
+    """Where models run unless told otherwise: `cuda` when a GPU is present, else `cpu`."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def precision_for(device: str | torch.device) -> Precision:
     """The course's policy for `device`: bf16 on Ampere or newer, fp16 on older GPUs, fp32 on a CPU."""
     device = torch.device(device)

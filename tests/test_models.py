@@ -72,11 +72,9 @@ def test_one_checkpoint_tensor_is_the_loaded_models_weight_and_the_meta_model_co
 
 
 def test_a_memory_cap_makes_a_model_too_large_to_load(monkeypatch):
-    from course import loading_memory
-
-    assert loading_memory.fits_for_loading(models.SMOLLM2, torch.float32, "cpu", share=0.5)
+    assert models.fits_for_loading(models.SMOLLM2, torch.float32, "cpu", share=0.5)
     monkeypatch.setenv("FTKIT_MEMORY_GB", "0.4")  # the 135M model's fp32 weights take 0.5 GiB
-    assert not loading_memory.fits_for_loading(models.SMOLLM2, torch.float32, "cpu")
+    assert not models.fits_for_loading(models.SMOLLM2, torch.float32, "cpu")
     with pytest.raises(MemoryError, match="Load it in 4-bit"):
         models.load_causal_lm(models.SMOLLM2, device="cpu")
 
