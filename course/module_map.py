@@ -45,6 +45,14 @@ def imports_of_ours(path: Path) -> list[str]:
     return sorted(name for name in found if not name.endswith(".REPO_ROOT"))
 
 
+def totals() -> str:
+    """One line: how many modules each package has and how many lines they hold (every line, as `wc -l`)."""
+    counts = [(package, modules(package)) for package in PACKAGES]
+    parts = [f"`{package}` {len(paths)} modules, {sum(len(p.read_text().splitlines()) for p in paths):,} lines"
+             for package, paths in counts]
+    return "Now: " + "; ".join(parts) + " (`__init__` excluded; counted by `python -m course.readme`)."
+
+
 def table(package: str, with_imports: bool = True) -> str:
     """A Markdown table of the package's modules: name, what it holds and (optionally) which of ours it imports."""
     header = "| module | what it holds |" + (" imports of ours |" if with_imports else "")

@@ -77,7 +77,8 @@ BLOCKS = {"notebook-map": notebook_map, "timings": setup_timings, "paths": path_
           "modules-course": lambda: module_map.table("course", with_imports=False)}
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
 TEACHING = REPO_ROOT / "docs" / "teaching.md"
-ARCHITECTURE_BLOCKS = {"map-ftkit": lambda: module_map.table("ftkit"), "map-course": lambda: module_map.table("course")}
+ARCHITECTURE_BLOCKS = {"map-totals": module_map.totals, "map-ftkit": lambda: module_map.table("ftkit"),
+                       "map-course": lambda: module_map.table("course")}
 
 
 def render(readme: str) -> str:
