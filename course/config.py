@@ -75,7 +75,7 @@ def data_for(name: str, source: str) -> str:
 # never changes between a smoke test, a laptop and a GPU.
 BUDGETS: dict[str, dict[str, dict]] = {
     "05_qlora_llama": {
-        "smoke": {"train_dialogues": 16, "eval_dialogues": 2, "max_length": 192, "batch_size": 2, "steps": 2,
+        "smoke": {"train_dialogues": 16, "eval_dialogues": 2, "max_length": 128, "batch_size": 2, "steps": 2,
                   "timing_steps": 1, "lr": 3e-4, "rank": 16, "max_new_tokens": 10, "gradient_checkpointing": False},
         "cpu": {"train_dialogues": 315, "eval_dialogues": 48, "max_length": 320, "batch_size": 4, "steps": 40,
                 "timing_steps": 2, "lr": 3e-4, "rank": 16, "max_new_tokens": 40, "gradient_checkpointing": False},
@@ -89,12 +89,12 @@ BUDGETS: dict[str, dict[str, dict]] = {
     },
     "07_rlhf": {
         # top layers as in cpu: the LoRA counts are pinned by nbval
-        "smoke": {"n_train_pairs": 16, "n_held_out_pairs": 16, "max_length": 48, "reward_top_layers": 6,
-                  "reward_batch_size": 4, "reward_steps": 2, "reward_lr": 1e-3, "n_scatter": 16,
-                  "n_truncation_sentences": 16, "policy_top_layers": 10, "n_eval_prompts": 8, "max_new_tokens": 6, "beta": 0.05, "ppo_lr": 1e-3,
+        "smoke": {"n_train_pairs": 16, "n_held_out_pairs": 8, "max_length": 48, "reward_top_layers": 6,
+                  "reward_batch_size": 4, "reward_steps": 2, "reward_lr": 1e-3, "n_scatter": 8,
+                  "n_truncation_sentences": 8, "policy_top_layers": 10, "n_eval_prompts": 4, "max_new_tokens": 6, "beta": 0.05, "ppo_lr": 1e-3,
                   "entropy_coef": 0.001, "rollout_size": 4, "minibatch_size": 2, "ppo_epochs": 1, "ppo_iterations": 2,
-                  "ppo_milestones": [1, 2], "sweep_betas": [0.5], "sweep_milestones": [1], "dpo_steps": 2,
-                  "dpo_lr": 1e-3, "dpo_betas": [0.1, 0.5], "dpo_batch_size": 4, "grpo_steps": 1, "grpo_lr": 1e-3,
+                  "ppo_milestones": [1, 2], "sweep_betas": [0.5], "sweep_milestones": [1], "dpo_steps": 1,
+                  "dpo_lr": 1e-3, "dpo_betas": [0.1, 0.5], "dpo_batch_size": 2, "grpo_steps": 1, "grpo_lr": 1e-3,
                   "grpo_prompts_per_step": 2, "num_generations": 2, "n_ranking_prompts": 2, "k_completions": 3},
         # cpu: 07 must stay under 20 minutes on a 2-core machine, so PPO's frontier comes from checkpoints along
         # one run (and one short run at a larger beta), and DPO and GRPO run short (they stay near the reference).
@@ -116,15 +116,15 @@ BUDGETS: dict[str, dict[str, dict]] = {
                 "n_ranking_prompts": 64, "k_completions": 4},
     },
     "06_soft_prompts_adapters": {
-        "smoke": {"n_train": 64, "batch_size": 4, "steps": 2, "n_test": 16, "eval_batch_size": 16,
-                  "sweep_steps": 1, "n_sweep": 8, "encoder_steps": 2, "n_shots": 2,
-                  "sweep_rates": [1e-3, 1e-1]},
+        "smoke": {"n_train": 64, "batch_size": 4, "steps": 1, "n_test": 8, "eval_batch_size": 8,
+                  "sweep_steps": 1, "n_sweep": 4, "encoder_steps": 2, "n_shots": 2,
+                  "sweep_rates": [1e-3, 1e-1], "prefix_fit_steps": 100},
         "cpu": {"n_train": 2000, "batch_size": 8, "steps": 60, "n_test": 400, "eval_batch_size": 16,
                 "sweep_steps": 5, "n_sweep": 32, "encoder_steps": 60, "n_shots": 2,
-                "sweep_rates": [1e-3, 1e-2, 1e-1]},
+                "sweep_rates": [1e-3, 1e-2, 1e-1], "prefix_fit_steps": 2000},
         "gpu": {"n_train": 8454, "batch_size": 16, "steps": 400, "n_test": 1057, "eval_batch_size": 64,
                 "sweep_steps": 100, "n_sweep": 256, "encoder_steps": 500, "n_shots": 4,
-                "sweep_rates": [1e-4, 1e-3, 1e-2, 1e-1, 3e-1]},
+                "sweep_rates": [1e-4, 1e-3, 1e-2, 1e-1, 3e-1], "prefix_fit_steps": 2000},
     },
     "04_lora_distilbert": {
         "smoke": {"n_train": 32, "n_test": 32, "n_domain_train": 32, "batch_size": 16, "epochs": 1, "max_length": 64,
@@ -142,7 +142,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
                 "latency_repeats": 20},
     },
     "03_transfer_learning": {
-        "smoke": {"n_train": 32, "n_test": 32, "max_length": 64, "batch_size": 4, "eval_batch_size": 32,
+        "smoke": {"n_train": 16, "n_test": 32, "max_length": 64, "batch_size": 4, "eval_batch_size": 32,
                   "steps": 8, "lr": 1e-4, "ulmfit_lr": 1e-3, "head_steps": 8, "head_lr": 1e-3, "factor": 2.6,
                   "depths": [1], "mask_depth": 1, "importance_batches": 1},
         "cpu": {"n_train": 2000, "n_test": 1057, "max_length": 64, "batch_size": 16, "eval_batch_size": 64,
@@ -158,8 +158,8 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "gpu": {"max_new_tokens": 40},
     },
     "01_self_supervised": {
-        "smoke": {"block_size": 32, "batch_size": 2, "steps": 2, "eval_every": 2, "eval_blocks": 4, "eval_batch_size": 4,
-                  "full_lr": 1e-4, "lora_lr": 1e-3, "lora_r": 2, "style_steps": 2, "style_lr": 1e-4,
+        "smoke": {"block_size": 32, "batch_size": 2, "steps": 1, "eval_every": 1, "eval_blocks": 4, "eval_batch_size": 4,
+                  "full_lr": 1e-4, "lora_lr": 1e-3, "lora_r": 2, "style_steps": 1, "style_lr": 1e-4,
                   "n_prompts": 1, "max_new_tokens": 6},
         "cpu": {"block_size": 128, "batch_size": 4, "steps": 60, "eval_every": 20, "eval_blocks": 24, "eval_batch_size": 8,
                 "full_lr": 1e-4, "lora_lr": 1e-3, "lora_r": 16, "style_steps": 20, "style_lr": 1e-4,

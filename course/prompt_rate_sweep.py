@@ -47,7 +47,7 @@ def make_model(method: str, cfg, base, tokenizer, prefix_start: torch.Tensor):
         config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=N_TOKENS, init_weights="zero", **extra)
     model = get_peft_model(models.load_causal_lm(cfg.model_name("causal_lm"))[0].to(cfg.device), config)
     if method == "prefix tuning + MLP":
-        sp.fit_prefix_encoder(model.prompt_encoder["default"], prefix_start)
+        sp.fit_prefix_encoder(model.prompt_encoder["default"], prefix_start, steps=cfg.budget.prefix_fit_steps)
     elif method == "prefix tuning":
         model.prompt_encoder["default"].embedding.weight.data.copy_(prefix_start)
     return model

@@ -61,7 +61,7 @@ def test_the_sweep_runs_and_picks_a_rate_per_method():
         ("prefix tuning", 1e-2), ("prefix tuning + MLP", 1e-4), ("LoRA", 1e-3)]
     assert all(0 <= r["accuracy"] <= 1 for r in found["rows"])
     assert found["chosen"] == {"prefix tuning": 1e-2, "prefix tuning + MLP": 1e-4, "LoRA": 1e-3}
-    assert found["validation_sentences"] == "8 to 11 of the validation split"
+    assert found["validation_sentences"] == "4 to 7 of the validation split"
 
 
 def test_an_unknown_method_is_named_with_the_ones_there_are():

@@ -24,5 +24,6 @@ def test_the_sweep_runs_every_variant_and_chooses_the_best_rate():
         "ULMFiT, one epoch per stage", "ULMFiT without gradual unfreezing", "full fine-tuning", "full fine-tuning"]
     combination = {r["learning_rate"]: r["accuracy"] for r in rows[:2]}
     assert found["chosen"]["ulmfit_lr"] == max(combination, key=combination.get)
-    assert rows[2]["steps"] == 8 * rows[0]["steps"]  # 8 layer groups, one smoke epoch (8 batches) each
+    smoke = config.BUDGETS[ulmfit_sweep.NOTEBOOK]["smoke"]
+    assert rows[2]["steps"] == 8 * (smoke["n_train"] // smoke["batch_size"])  # 8 layer groups, one epoch each
     assert {r["learning_rate"] for r in rows[2:4]} == {found["chosen"]["ulmfit_lr"]}
