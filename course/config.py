@@ -94,7 +94,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
                   "n_truncation_sentences": 8, "policy_top_layers": 10, "n_eval_prompts": 4, "max_new_tokens": 6, "beta": 0.05, "ppo_lr": 1e-3,
                   "entropy_coef": 0.001, "rollout_size": 4, "minibatch_size": 2, "ppo_epochs": 1, "ppo_iterations": 2,
                   "ppo_milestones": [1, 2], "sweep_betas": [0.5], "sweep_milestones": [1], "dpo_steps": 1,
-                  "dpo_lr": 1e-3, "dpo_betas": [0.1, 0.5], "dpo_batch_size": 2, "grpo_steps": 1, "grpo_lr": 1e-3,
+                  "dpo_lr": 1e-3, "dpo_betas": [0.1], "dpo_batch_size": 2, "grpo_steps": 1, "grpo_lr": 1e-3,
                   "grpo_prompts_per_step": 2, "num_generations": 2, "n_ranking_prompts": 2, "k_completions": 3},
         # cpu: 07 must stay under 20 minutes on a 2-core machine, so PPO's frontier comes from checkpoints along
         # one run (and one short run at a larger beta), and DPO and GRPO run short (they stay near the reference).

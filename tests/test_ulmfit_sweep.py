@@ -18,10 +18,10 @@ def test_the_cpu_profiles_ulmfit_rate_is_the_recorded_choice():
 
 
 def test_the_sweep_runs_every_variant_and_chooses_the_best_rate():
-    found = ulmfit_sweep.sweep("smoke", rates=(1e-3, 1e-2), seeds=(0, 1))
+    found = ulmfit_sweep.sweep("smoke", rates=(1e-3, 1e-2), seeds=(0,))
     rows = found["rows"]
     assert [r["variant"] for r in rows] == [ulmfit_sweep.COMBINATION] * 2 + [
-        "ULMFiT, one epoch per stage", "ULMFiT without gradual unfreezing", "full fine-tuning", "full fine-tuning"]
+        "ULMFiT, one epoch per stage", "ULMFiT without gradual unfreezing", "full fine-tuning"]
     combination = {r["learning_rate"]: r["accuracy"] for r in rows[:2]}
     assert found["chosen"]["ulmfit_lr"] == max(combination, key=combination.get)
     smoke = config.BUDGETS[ulmfit_sweep.NOTEBOOK]["smoke"]
