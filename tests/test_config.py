@@ -105,3 +105,13 @@ def test_the_run_config_carries_the_precision_policy():
     run = config.setup("00_start_here", profile="smoke", models="offline", verbose=False)
     assert run.precision.device == run.device
     assert "compute dtype" in config.describe(run)
+
+
+@pytest.mark.parametrize("capability, shown", [("AVX512", ", AVX-512)"), ("AVX2", ", AVX2)"), ("DEFAULT", "_64)")])
+def test_a_cpus_description_names_the_vector_instructions_torch_uses(monkeypatch, capability, shown):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(config.platform, "machine", lambda: "x86_64")
+    assert config.hardware_description().endswith(shown)
