@@ -274,9 +274,9 @@ def hardware_description() -> str:
         return torch.cuda.get_device_name(0)
     # Machines with the same core count differ about twofold in speed (the course's AVX2 and AVX-512 ones),
     # so a timing names the vector instructions torch's kernels use, to be compared with its own kind.
-    capability = {"AVX512": "AVX-512", "DEFAULT": None}.get(torch.backends.cpu.get_cpu_capability(),
-                                                           torch.backends.cpu.get_cpu_capability())
-    return f"CPU, {os.cpu_count()} cores ({platform.machine()}{', ' + capability if capability else ''})"
+    capability = torch.backends.cpu.get_cpu_capability()
+    shown = {"AVX512": ", AVX-512", "DEFAULT": ""}.get(capability, f", {capability}")
+    return f"CPU, {os.cpu_count()} cores ({platform.machine()}{shown})"
 
 
 def package_versions(names: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str]:
