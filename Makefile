@@ -25,7 +25,7 @@ EMULATED_HUB ?= $(FTKIT_CACHE)/emulated-hub
 TEST_WORKERS ?= 2
 CORES := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 TEST_THREADS ?= $(shell n=$$(( $(CORES) / $(TEST_WORKERS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
-PYTEST_PARALLEL := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
+PYTEST_PARALLEL := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup lab test test-hub gpu-smoke emulated-hub run clean-build
 
@@ -43,7 +43,7 @@ $(STAMP): constraints.txt pyproject.toml
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# The notebooks first: the longest scopes start at once and the short unit-test modules fill in at the end.
+# The longest scopes start first and the short ones fill in at the end (conftest.py's SLOWEST_FIRST).
 test: setup
 	$(PYTEST_PARALLEL) notebooks tests
 
