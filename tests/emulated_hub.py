@@ -16,6 +16,8 @@
 
 Run it as `python tests/emulated_hub.py DIR`, then point `HF_HOME=DIR` with `HF_HUB_OFFLINE=1`,
 `HF_DATASETS_OFFLINE=1` and `FTKIT_MODELS=hub`. A second run with the same `VERSION` does nothing.
+`--tokenizers-from HUB` takes the tokenizers from another emulated Hub (one whose weights were left
+behind, as in `tests/gpu_bundle.py`) instead of the packaged models, which then need not be installed.
 """
 from __future__ import annotations
 
@@ -27,18 +29,35 @@ from pathlib import Path
 
 VERSION = "4"  # bump when what is built changes, so that a stale emulation is rebuilt
 COMMIT = "0" * 40  # the snapshot's revision: any 40 hex digits
+TOKENIZER_REPOS = ("distilbert-base-uncased", "HuggingFaceTB/SmolLM2-135M-Instruct")  # Llama-2's stand-in reuses SmolLM2's
+STAMP = "emulated-hub.json"  # written last: its VERSION says a complete build is there
 IMDB_PER_LABEL = {"train": 200, "test": 200}
 DIALOGSUM_REFERENCES = 3
 
 
+def _repo(root: Path, repo_id: str) -> Path:
+    return root / "hub" / f"models--{repo_id.replace('/', '--')}"
+
+
 def _snapshot(root: Path, repo_id: str) -> Path:
     """The Hub cache folder for `repo_id`'s snapshot, with `refs/main` pointing at it."""
-    repo = root / "hub" / f"models--{repo_id.replace('/', '--')}"
+    repo = _repo(root, repo_id)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(COMMIT)
     folder = repo / "snapshots" / COMMIT
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _tokenizer(repo_id: str, packaged: str, role: str, tokenizers_from: Path | None):
+    """`repo_id`'s tokenizer from another emulated Hub when given, else the packaged model's."""
+    from transformers import AutoTokenizer
+
+    from course.models import resolve_model_path
+
+    if tokenizers_from is not None:
+        return AutoTokenizer.from_pretrained(_repo(tokenizers_from, repo_id) / "snapshots" / COMMIT)
+    return AutoTokenizer.from_pretrained(resolve_model_path(packaged, role, packaged))
 
 
 def _save(model, tokenizer, root: Path, repo_id: str) -> None:
@@ -51,20 +70,19 @@ def _save(model, tokenizer, root: Path, repo_id: str) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def build_models(root: Path) -> None:
+def build_models(root: Path, tokenizers_from: Path | None = None) -> None:
     import torch
-    from transformers import (AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM, LlamaConfig,
-                              LlamaForCausalLM)
+    from transformers import DistilBertConfig, DistilBertForMaskedLM, LlamaConfig, LlamaForCausalLM
 
-    from course.models import MINILM_DISTILBERT, SMOLLM2, resolve_model_path
+    from course.models import MINILM_DISTILBERT, SMOLLM2
 
     torch.manual_seed(0)
-    wordpiece = AutoTokenizer.from_pretrained(resolve_model_path(MINILM_DISTILBERT, "sequence_classifier", MINILM_DISTILBERT))
+    wordpiece = _tokenizer("distilbert-base-uncased", MINILM_DISTILBERT, "sequence_classifier", tokenizers_from)
     distilbert = DistilBertForMaskedLM(DistilBertConfig(vocab_size=wordpiece.vocab_size, dim=32, hidden_dim=64,
                                                         n_layers=6, n_heads=2, pad_token_id=wordpiece.pad_token_id))
     _save(distilbert, wordpiece, root, "distilbert-base-uncased")
 
-    smollm2_tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(SMOLLM2, "causal_lm", SMOLLM2))
+    smollm2_tokenizer = _tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct", SMOLLM2, "causal_lm", tokenizers_from)
     shared = dict(vocab_size=len(smollm2_tokenizer), hidden_size=128, intermediate_size=256, num_attention_heads=4,
                   max_position_embeddings=2048, rms_norm_eps=1e-5)
     smollm2 = LlamaForCausalLM(LlamaConfig(**shared, num_hidden_layers=30, num_key_value_heads=2, tie_word_embeddings=True,
@@ -73,7 +91,7 @@ def build_models(root: Path) -> None:
                                            pad_token_id=smollm2_tokenizer.pad_token_id))
     _save(smollm2, smollm2_tokenizer, root, "HuggingFaceTB/SmolLM2-135M-Instruct")
 
-    llama_tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(SMOLLM2, "causal_lm", SMOLLM2))
+    llama_tokenizer = _tokenizer("HuggingFaceTB/SmolLM2-135M-Instruct", SMOLLM2, "causal_lm", tokenizers_from)
     llama_tokenizer.chat_template = None  # a base model: Llama-2-7b-hf has no chat template
     llama_tokenizer.pad_token = None  # and no pad token
     llama2 = LlamaForCausalLM(LlamaConfig(**shared, num_hidden_layers=32, num_key_value_heads=4,
@@ -154,15 +172,15 @@ def build_dialogsum(root: Path) -> None:
     _cache_dataset(root, "knkarthick/dialogsum", "default", splits, features)
 
 
-def build(root: str | Path) -> Path:
+def build(root: str | Path, tokenizers_from: str | Path | None = None) -> Path:
     """Build the emulated Hub under `root` (skipped when a build of this `VERSION` is there)."""
     root = Path(root).expanduser().resolve()
-    stamp = root / "emulated-hub.json"
+    stamp = root / STAMP
     if stamp.exists() and json.loads(stamp.read_text()).get("version") == VERSION:
         return root
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    build_models(root)
+    build_models(root, Path(tokenizers_from).resolve() if tokenizers_from else None)
     build_imdb(root)
     build_dialogsum(root)
     stamp.write_text(json.dumps({"version": VERSION}))
@@ -170,8 +188,13 @@ def build(root: str | Path) -> Path:
 
 
 if __name__ == "__main__":
+    import argparse
     import os
 
+    parser = argparse.ArgumentParser(description="Build the emulated Hub (see this file's docstring).")
+    parser.add_argument("root", nargs="?", default="build/emulated-hub", help="the folder to use as HF_HOME")
+    parser.add_argument("--tokenizers-from", help="another emulated Hub whose tokenizers to use")
+    args = parser.parse_args()
     os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    print(f"emulated Hub: {build(sys.argv[1] if len(sys.argv) > 1 else 'build/emulated-hub')}")
+    print(f"emulated Hub: {build(args.root, args.tokenizers_from)}")
