@@ -3,7 +3,8 @@
 #   make test   set up, then the unit tests and every notebook through nbval (smoke profile), on two workers
 #   make test-hub  every notebook through nbval (smoke) with FTKIT_MODELS=hub, against an emulated Hub
 #   make gpu-smoke every notebook's smoke budget on CUDA with the emulated Hub's tiny models; fails if a
-#                  parameter or batch stays on the CPU (needs a CUDA machine; never part of make test)
+#                  parameter or batch stays on the CPU (needs a CUDA machine; never part of make test).
+#                  Without internet there: tests/gpu_bundle.py here, tests/gpu_smoke_offline.sh there (README).
 #   make run    set up, then execute every notebook headless (cpu profile) into build/, and build/report.html
 PYTHON ?= python3
 VENV := .venv
