@@ -4,7 +4,7 @@
 #   make test-hub  every notebook through nbval (smoke) with FTKIT_MODELS=hub, against an emulated Hub
 #   make gpu-smoke every notebook's smoke budget on CUDA with the emulated Hub's tiny models; fails if a
 #                  parameter or batch stays on the CPU (needs a CUDA machine; never part of make test).
-#                  Without internet there: tests/gpu_bundle.py here, tests/gpu_smoke_offline.sh there (README).
+#                  Without internet there: make gpu-bundle here, tests/gpu_smoke_offline.sh there (README).
 #   make run    set up, then execute every notebook headless (cpu profile) into build/, and build/report.html
 PYTHON ?= python3
 VENV := .venv
@@ -28,7 +28,7 @@ CORES := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 TEST_THREADS ?= $(shell n=$$(( $(CORES) / $(TEST_WORKERS) )); [ $$n -ge 1 ] && echo $$n || echo 1)
 PYTEST_PARALLEL := OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: setup lab test test-hub gpu-smoke emulated-hub run clean-build
+.PHONY: setup lab test test-hub gpu-smoke gpu-bundle emulated-hub run clean-build
 
 setup: $(STAMP)
 	$(BIN)/python -m course.prepare
@@ -58,6 +58,10 @@ test-hub: emulated-hub
 
 gpu-smoke: emulated-hub
 	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub FTKIT_REQUIRE_DEVICE=cuda $(BIN)/python -m pytest notebooks
+
+# For a CUDA machine without internet: copy build/gpu-bundle there, then `bash tests/gpu_smoke_offline.sh build/gpu-bundle`.
+gpu-bundle: emulated-hub
+	$(BIN)/python tests/gpu_bundle.py build/gpu-bundle $(if $(GPU_PYTHON),--python-version $(GPU_PYTHON)) $(if $(GPU_CUDA),--cuda $(GPU_CUDA))
 
 # The report (build/report.html) is written even when a notebook failed; `make run` still fails then.
 run: setup

@@ -1,6 +1,6 @@
 """Everything `make gpu-smoke` needs on a CUDA machine that has PyTorch but no internet, in one folder.
 
-    python tests/gpu_bundle.py build/gpu-bundle            # here, with internet to the package index
+    make gpu-bundle                                        # here, with internet to the package index
     bash tests/gpu_smoke_offline.sh build/gpu-bundle       # there, in a copy of the repository
 
 The folder holds:
@@ -9,9 +9,9 @@ The folder holds:
   machine's Python. The versions are the ones installed here, so the GPU run uses what the CPU suite tested.
   bitsandbytes keeps only the kernels of one CUDA version (`--cuda`, default 13.0): its full wheel
   carries ten builds, 43 MB.
-- `cache/`: the VADER sentences (`FTKIT_CACHE/data`), and the emulated Hub's tokenizers and data sets
-  (`tests/emulated_hub.py`) without the tiny models' weights: those are rebuilt there, from a seed,
-  in seconds, which keeps the folder small enough to copy to a machine that takes only a few dozen MB.
+- `cache/`: the VADER sentences (`FTKIT_CACHE/data`) and the emulated Hub's tokenizers
+  (`tests/emulated_hub.py`). Its tiny models (118 MB, mostly embeddings) and data sets are rebuilt there,
+  from a seed and from the VADER files, in seconds: that keeps the folder to a few dozen MB.
 """
 from __future__ import annotations
 
@@ -30,15 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 # What the notebooks import or load, beyond PyTorch; their dependencies are found from this environment.
 ROOTS = ["transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "huggingface-hub", "rouge-score",
-         "vaderSentiment", "ipywidgets", "nbval", "chitchat-dataset", "chatterbot-corpus"]
+         "vaderSentiment", "ipywidgets", "nbval", "pytest-xdist", "chitchat-dataset", "chatterbot-corpus"]
 # Left out: PyTorch and what it brings, and packages a CUDA image for machine learning holds anyway (numerical,
-# plotting, pytest, HTTP). Carrying them would shadow the machine's own builds, and some are large.
+# plotting, pytest itself, HTTP): carrying them would shadow the machine's own builds, and some are large.
+# pytest-xdist is carried, for the `--no-loadscope-reorder` that the suites use.
 ON_THE_MACHINE = {
     "absl-py", "anyio", "attrs", "certifi", "charset-normalizer", "click", "cloudpickle", "contourpy", "coverage",
-    "cycler", "execnet", "filelock", "fonttools", "h11", "hf-xet", "idna", "iniconfig", "jinja2", "joblib",
+    "cycler", "filelock", "fonttools", "h11", "hf-xet", "idna", "iniconfig", "jinja2", "joblib",
     "kiwisolver", "markdown-it-py", "markupsafe", "matplotlib", "mdurl", "mpmath", "narwhals", "networkx", "numpy",
     "packaging", "pandas", "pillow", "pluggy", "psutil", "pyarrow", "pygments", "pyparsing", "pytest",
-    "pytest-xdist", "python-dateutil", "pyyaml", "regex", "requests", "rich", "safetensors", "scikit-learn",
+    "python-dateutil", "pyyaml", "regex", "requests", "rich", "safetensors", "scikit-learn",
     "scipy", "seaborn", "setuptools", "shellingham", "six", "sympy", "threadpoolctl", "tokenizers", "torch", "tqdm",
     "triton", "typer", "typing-extensions", "urllib3", "xxhash",
 }
