@@ -1,8 +1,8 @@
 """Past one machine: two CPU processes (DDP on gloo, launched by torchrun) train exactly like one process.
 
 One torchrun launch (two ranks, ~20 s on 2 cores) runs three trainings of tiny random models through the
-real script: SFT (notebook 02's data and LoRA), SFT with DDP's gradient all-reduce switched off (the
-control: it shows that the replica check can fail), and notebook 04's LoRA classifier. The single-process
+real script: SFT (notebook 02's data and LoRA), notebook 04's LoRA classifier, and the classifier again with
+DDP's gradient all-reduce switched off (the control: it shows that the replica check can fail). The single-process
 references run in this process. Tolerances, and why:
 - Replicas: bit-identical. DDP all-reduces the gradients, so every rank takes the same optimizer step.
   Without the all-reduce each rank follows its own half of the data and the weights drift apart.
@@ -26,7 +26,7 @@ from course.results import REPO_ROOT
 SFT = ["--task", "sft", "--tiny", "--steps", "6", "--lr", "1e-2", "--global-batch", "4", "--examples", "24"]
 LORA = ["--task", "lora", "--tiny", "--steps", "4", "--lr", "1e-2", "--global-batch", "8", "--examples", "32",
         "--no-eval"]
-RUNS = {"sft": SFT, "sft_no_sync": SFT + ["--no-sync"], "lora": LORA}
+RUNS = {"sft": SFT, "lora": LORA, "lora_no_sync": LORA + ["--no-sync"]}
 
 
 def run_args(name: str, folder: Path) -> list[str]:
@@ -88,7 +88,7 @@ def test_ddp_replicas_identical_and_equal_to_one_process(two_ranks, tmp_path, na
 
 
 def test_without_gradient_sync_replicas_drift(two_ranks):
-    rank0, rank1 = replicas(two_ranks / "sft_no_sync")
+    rank0, rank1 = replicas(two_ranks / "lora_no_sync")
     assert max_difference(rank0, rank1) > 1e-3
 
 
