@@ -95,7 +95,9 @@ def keep_one_cuda_build(wheel: Path, cuda: str) -> None:
     with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLATED) as target:
         names = source.namelist()
         if not any(name.endswith(keep) for name in names):
-            raise SystemExit(f"{wheel.name} has no {keep}: choose one of its CUDA versions with --cuda.")
+            builds = [b for name in names for b in re.findall(r"libbitsandbytes_cuda(\d+)\.so$", name)]
+            versions = ", ".join(f"{b[:-1]}.{b[-1]}" for b in sorted(builds, key=int))
+            raise SystemExit(f"{wheel.name} has no {keep}: choose one of its CUDA versions with --cuda ({versions}).")
         for name in names:
             if dropped(name):
                 continue
