@@ -75,7 +75,7 @@ def data_for(name: str, source: str) -> str:
 # never changes between a smoke test, a laptop and a GPU.
 BUDGETS: dict[str, dict[str, dict]] = {
     "05_qlora_llama": {
-        "smoke": {"train_dialogues": 16, "eval_dialogues": 2, "max_length": 128, "batch_size": 2, "steps": 2,
+        "smoke": {"train_dialogues": 16, "eval_dialogues": 2, "max_length": 128, "batch_size": 2, "steps": 1,
                   "timing_steps": 1, "lr": 3e-4, "rank": 16, "max_new_tokens": 10, "gradient_checkpointing": False},
         "cpu": {"train_dialogues": 315, "eval_dialogues": 48, "max_length": 320, "batch_size": 4, "steps": 40,
                 "timing_steps": 2, "lr": 3e-4, "rank": 16, "max_new_tokens": 40, "gradient_checkpointing": False},
@@ -170,7 +170,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
     },
     "02_supervised_instruction": {
         "smoke": {"sizes": {"sentiment": [8, 2], "qa": [4, 2], "summary": [4, 2], "starter": [4, 2], "numbered_list": [4, 2]},
-                  "steps": 2, "batch_size": 2, "lr": 1e-3, "lora_r": 2, "max_length": 320,
+                  "steps": 1, "batch_size": 2, "lr": 1e-3, "lora_r": 2, "max_length": 320,
                   "eval_batch_size": 4, "max_new_tokens": {"sentiment": 2, "qa": 4, "summary": 4, "starter": 4,
                                                           "numbered_list": 4}},
         # qa and summary hold out 50 items each: enough to tell forgetting from chance by a paired standard error.
