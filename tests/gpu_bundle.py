@@ -83,8 +83,16 @@ def download(packages: dict[str, str], folder: Path, python_version: str) -> Non
         got = subprocess.run(pip + ["download", "--quiet", "--no-deps", "--only-binary=:all:", "--python-version",
                                     python_version, "--implementation", "cp", *platforms, "--dest", str(folder),
                                     wanted], capture_output=True, text=True)
-        if got.returncode != 0:  # a source-only package (rouge-score): pure Python, so its wheel fits any machine
-            subprocess.run(pip + ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), wanted], check=True)
+        if got.returncode == 0:
+            continue
+        # A package published as source only (rouge-score) is built here: fine for pure Python, wrong otherwise.
+        built = subprocess.run(pip + ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder), wanted],
+                               capture_output=True, text=True)
+        wheel = next((w for w in folder.glob("*.whl") if [normalized(w.name.split("-")[0]), w.name.split("-")[1]]
+                      == [name, version]), None)
+        if built.returncode != 0 or wheel is None or not wheel.name.endswith("-none-any.whl"):
+            raise SystemExit(f"No wheel of {wanted} for Python {python_version} on x86-64 Linux:\n{got.stderr[-1500:]}"
+                             "Check that the GPU machine's Python is the one given with --python-version.")
 
 
 def keep_one_cuda_build(wheel: Path, cuda: str) -> None:
