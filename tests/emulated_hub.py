@@ -29,19 +29,20 @@ from pathlib import Path
 
 VERSION = "4"  # bump when what is built changes, so that a stale emulation is rebuilt
 COMMIT = "0" * 40  # the snapshot's revision: any 40 hex digits
-TOKENIZER_REPOS = ("distilbert-base-uncased", "HuggingFaceTB/SmolLM2-135M-Instruct")  # Llama-2's stand-in reuses SmolLM2's
+# The repos whose tokenizers the build reads: Llama-2's stand-in reuses SmolLM2's.
+TOKENIZER_REPOS = ("distilbert-base-uncased", "HuggingFaceTB/SmolLM2-135M-Instruct")
 STAMP = "emulated-hub.json"  # written last: its VERSION says a complete build is there
 IMDB_PER_LABEL = {"train": 200, "test": 200}
 DIALOGSUM_REFERENCES = 3
 
 
-def _repo(root: Path, repo_id: str) -> Path:
+def repo_folder(root: Path, repo_id: str) -> Path:
     return root / "hub" / f"models--{repo_id.replace('/', '--')}"
 
 
 def _snapshot(root: Path, repo_id: str) -> Path:
     """The Hub cache folder for `repo_id`'s snapshot, with `refs/main` pointing at it."""
-    repo = _repo(root, repo_id)
+    repo = repo_folder(root, repo_id)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(COMMIT)
     folder = repo / "snapshots" / COMMIT
@@ -56,7 +57,7 @@ def _tokenizer(repo_id: str, packaged: str, role: str, tokenizers_from: Path | N
     from course.models import resolve_model_path
 
     if tokenizers_from is not None:
-        return AutoTokenizer.from_pretrained(_repo(tokenizers_from, repo_id) / "snapshots" / COMMIT)
+        return AutoTokenizer.from_pretrained(repo_folder(tokenizers_from, repo_id) / "snapshots" / COMMIT)
     return AutoTokenizer.from_pretrained(resolve_model_path(packaged, role, packaged))
 
 

@@ -105,7 +105,8 @@ def keep_one_cuda_build(wheel: Path, cuda: str) -> None:
         if not any(name.endswith(keep) for name in names):
             builds = [b for name in names for b in re.findall(r"libbitsandbytes_cuda(\d+)\.so$", name)]
             versions = ", ".join(f"{b[:-1]}.{b[-1]}" for b in sorted(builds, key=int))
-            raise SystemExit(f"{wheel.name} has no {keep}: choose one of its CUDA versions with --cuda ({versions}).")
+            raise SystemExit(f"{wheel.name} has no {keep}: "
+                             f"choose one of its CUDA versions with --cuda ({versions}).")
         for name in names:
             if dropped(name):
                 continue
@@ -129,8 +130,8 @@ def copy_cache(target: Path) -> None:
     shutil.copytree(vader, target / "data" / vader.name, dirs_exist_ok=True)
     hub = emulated_hub.build(cache_dir() / "emulated-hub")
     for repo_id in emulated_hub.TOKENIZER_REPOS:
-        repo = emulated_hub._repo(hub, repo_id)
-        shutil.copytree(repo, emulated_hub._repo(target / "emulated-hub", repo_id), dirs_exist_ok=True,
+        repo = emulated_hub.repo_folder(hub, repo_id)
+        shutil.copytree(repo, emulated_hub.repo_folder(target / "emulated-hub", repo_id), dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(EMULATED_HUB_WEIGHTS))
 
 

@@ -47,7 +47,7 @@ def test_models_rebuilt_from_carried_tokenizers_equal_the_packaged_build(tmp_pat
     packaged, carried, rebuilt = tmp_path / "packaged", tmp_path / "carried", tmp_path / "rebuilt"
     emulated_hub.build_models(packaged)  # here, not in the shared cache, which another worker may be building
     for repo_id in emulated_hub.TOKENIZER_REPOS:  # what the bundle copies: tokenizers, no weights
-        shutil.copytree(emulated_hub._repo(packaged, repo_id), emulated_hub._repo(carried, repo_id),
+        shutil.copytree(emulated_hub.repo_folder(packaged, repo_id), emulated_hub.repo_folder(carried, repo_id),
                         ignore=shutil.ignore_patterns(gpu_bundle.EMULATED_HUB_WEIGHTS))
     emulated_hub.build_models(rebuilt, tokenizers_from=carried)
     snapshot = Path("snapshots") / emulated_hub.COMMIT
