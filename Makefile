@@ -60,7 +60,7 @@ gpu-smoke: emulated-hub
 	HF_HOME=$(EMULATED_HUB) FTKIT_MODELS=hub FTKIT_REQUIRE_DEVICE=cuda $(BIN)/python -m pytest notebooks
 
 # For a CUDA machine without internet: copy build/gpu-bundle there, then `bash tests/gpu_smoke_offline.sh build/gpu-bundle`.
-gpu-bundle: emulated-hub
+gpu-bundle: setup
 	$(BIN)/python tests/gpu_bundle.py build/gpu-bundle $(if $(GPU_PYTHON),--python-version $(GPU_PYTHON)) $(if $(GPU_CUDA),--cuda $(GPU_CUDA))
 
 # The report (build/report.html) is written even when a notebook failed; `make run` still fails then.

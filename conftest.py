@@ -7,7 +7,6 @@ They are set at import time, before nbval starts any kernel, because kernels inh
 """
 import os
 import tempfile
-from pathlib import Path
 
 os.environ["FTKIT_PROFILE"] = "smoke"
 os.environ.setdefault("FTKIT_MODELS", "offline")
@@ -44,8 +43,7 @@ SLOWEST_FIRST = (
 def slowest_first(items) -> list:
     """`items` with the scopes of SLOWEST_FIRST moved to the front in its order; each scope's own order kept."""
     rank = {scope: i for i, scope in enumerate(SLOWEST_FIRST)}
-    scope_of = lambda item: Path(item.nodeid.split("::")[0]).as_posix()  # noqa: E731
-    return sorted(items, key=lambda item: rank.get(scope_of(item), len(rank)))
+    return sorted(items, key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # course, and emulated_hub beside this file
 
 # What the notebooks import or load, beyond PyTorch; their dependencies are found from this environment.
 ROOTS = ["transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "huggingface-hub", "rouge-score",
@@ -120,11 +120,9 @@ def keep_one_cuda_build(wheel: Path, cuda: str) -> None:
 
 def copy_cache(target: Path) -> None:
     """The VADER files and the emulated Hub without its weights (rebuilt from a seed where it runs)."""
+    import emulated_hub
     from course.data import prepare_vader
     from course.models import cache_dir
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    import emulated_hub
 
     vader = prepare_vader()
     shutil.copytree(vader, target / "data" / vader.name, dirs_exist_ok=True)
